@@ -1,0 +1,42 @@
+// The command table and the shared start-up path of every subcommand.
+#include "lsp/cli/command.h"
+
+#include <array>
+#include <cstdio>
+
+#include <fmt/core.h>
+
+namespace qcoder::cli {
+
+std::span<const command> all_commands() {
+  static constexpr std::array<command, 2> commands{{
+      {"info", "find the model (--model or the Hugging Face cache) and describe it", run_info},
+      {"version", "print the version, build type, CPU features and CUDA support", run_version},
+  }};
+  return commands;
+}
+
+std::optional<int> start_command(arg_parser& parser, log_options& logging, args_view args) {
+  parser.option("log-level", "LEVEL", "trace, debug, info, warn, error, critical or off", &logging.level);
+  parser.option("log-file", "FILE", "append logs to FILE instead of stderr", &logging.file);
+  if (result<void> parsed = parser.parse(args); !parsed) {
+    fmt::print(stderr, "qcoder: {}\n", parsed.err().message);
+    return exit_usage;
+  }
+  if (parser.help_requested()) {
+    fmt::print(stdout, "{}", parser.help());
+    return exit_ok;
+  }
+  if (result<void> configured = configure_logging(logging); !configured) {
+    fmt::print(stderr, "qcoder: {}\n", configured.err().message);
+    return exit_usage;
+  }
+  return std::nullopt;
+}
+
+int report_failure(const error& err) {
+  fmt::print(stderr, "qcoder: {}\n", err.message);
+  return exit_failure;
+}
+
+}  // namespace qcoder::cli

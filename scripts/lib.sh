@@ -1,0 +1,59 @@
+# Shared steps of scripts/setup and scripts/test. Sourced, not run.
+# Every step is idempotent and quick when there is nothing to do.
+
+QCODER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian/Ubuntu packages the build and the tests need.
+QCODER_APT_PACKAGES=(
+  cmake ninja-build ccache pkg-config g++ git
+  libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libutf8proc-dev
+  neovim nodejs npm
+)
+
+log() { printf '\033[1m[qcoder]\033[0m %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else log "need root to run: $*"; return 1
+  fi
+}
+
+install_apt_packages() {
+  local missing=() pkg
+  for pkg in "${QCODER_APT_PACKAGES[@]}"; do
+    # nodejs/npm may come from elsewhere (nodesource, nvm); a working command is enough.
+    case $pkg in nodejs) command -v node >/dev/null && continue ;; npm) command -v npm >/dev/null && continue ;; esac
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing apt packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# third_party/ is git-ignored; it is filled from npm with the versions pinned in scripts/third_party/.
+fill_third_party() {
+  local src="$QCODER_ROOT/scripts/third_party" dst="$QCODER_ROOT/third_party"
+  local want have=""
+  want=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)
+  [ -f "$dst/.installed" ] && have=$(cat "$dst/.installed")
+  if [ "$want" = "$have" ] && [ -d "$dst/node_modules" ]; then return 0; fi
+  log "filling third_party/ from npm (tree-sitter core, grammars, Qwen3 tokenizer)"
+  mkdir -p "$dst"
+  cp "$src/package.json" "$src/package-lock.json" "$src/.npmrc" "$dst/"
+  (cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$dst/.installed"
+}
+
+# configure_and_build PRESET: CMake configure (once) and an incremental Ninja build.
+configure_and_build() {
+  local preset=$1
+  cd "$QCODER_ROOT"
+  if [ ! -f "build/$preset/build.ninja" ]; then
+    log "configuring ($preset)"
+    cmake --preset "$preset" >/dev/null
+  fi
+  log "building ($preset)"
+  cmake --build --preset "$preset"
+}

@@ -1,0 +1,78 @@
+// Runs the real `qcoder` binary and checks what a person sees: help, version, usage errors, exit codes.
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+namespace {
+
+struct run_result {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// `env_prefix` is put before the binary, e.g. "env HOME=/x".
+run_result run(const std::string& args, bool merge_stderr = true, const std::string& env_prefix = "") {
+  const std::string command = env_prefix + " " + std::string(QCODER_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  run_result r;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return r;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) r.out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(QcoderBinary, HelpListsCommands) {
+  const run_result r = run("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("usage: qcoder <command>"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("version"), std::string::npos);
+  EXPECT_NE(r.out.find("info"), std::string::npos);
+}
+
+TEST(QcoderBinary, NoArgumentsIsAUsageError) { EXPECT_EQ(run("").exit_code, 2); }
+
+TEST(QcoderBinary, VersionReportsBuildCpuAndCuda) {
+  const run_result r = run("version");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("qcoder 0."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("build: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cpu: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("kernels"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cuda: "), std::string::npos) << r.out;
+}
+
+TEST(QcoderBinary, EveryCommandHasHelp) {
+  for (const char* command : {"version", "info"}) {
+    const run_result r = run(std::string(command) + " --help", /*merge_stderr=*/false);
+    EXPECT_EQ(r.exit_code, 0) << command;
+    EXPECT_NE(r.out.find(std::string("usage: qcoder ") + command), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("--log-level LEVEL"), std::string::npos) << r.out;
+  }
+}
+
+TEST(QcoderBinary, UnknownCommandAndFlagAreUsageErrors) {
+  run_result r = run("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("unknown command 'frobnicate'"), std::string::npos) << r.out;
+  r = run("version --frob");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("unknown flag --frob"), std::string::npos) << r.out;
+  r = run("version --log-level loud");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("unknown log level 'loud'"), std::string::npos) << r.out;
+}
+
+TEST(QcoderBinary, InfoWithoutModelSaysWhereItLookedAndFails) {
+  // An empty HOME and no HF variables: there is certainly no model to find.
+  const run_result r = run("info", /*merge_stderr=*/true, "env -u HF_HOME -u HF_HUB_CACHE HOME=/nonexistent-qcoder-home");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("no Qwen3-Coder-Next model found"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/nonexistent-qcoder-home/.cache/huggingface/hub"), std::string::npos) << r.out;
+}
+
+}  // namespace
