@@ -17,8 +17,11 @@ inline void cpu_relax() {
 #endif
 }
 
-// How long a worker spins for the next job before sleeping (iterations of pause, ~50-100 µs).
+// How long a worker spins for the next job before sleeping, and the caller for the workers to finish,
+// in iterations of `pause` (tens of cycles each): long enough to bridge the gaps between the many small
+// jobs of one decode step, short enough not to steal much from other processes.
 constexpr int spin_iterations = 20000;
+constexpr int join_spin_iterations = 2000;
 
 }  // namespace
 
@@ -45,7 +48,17 @@ void thread_pool::run(std::int64_t n_tasks, std::int64_t grain, job_fn fn, void*
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   work(0);
-  while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
+  // Join: spin briefly (the usual case: workers finish within microseconds), then sleep, so that a worker
+  // the OS has descheduled (other processes on the machine) gets this core instead of us burning it.
+  int remaining = pending_.load(std::memory_order_acquire);
+  for (int spin = 0; remaining != 0 && spin < join_spin_iterations; ++spin) {
+    cpu_relax();
+    remaining = pending_.load(std::memory_order_acquire);
+  }
+  while (remaining != 0) {
+    pending_.wait(remaining, std::memory_order_acquire);
+    remaining = pending_.load(std::memory_order_acquire);
+  }
 }
 
 void thread_pool::work(int thread_index) {
@@ -71,7 +84,7 @@ void thread_pool::worker_loop(int thread_index) {
     seen = now;
     if (stop_.load(std::memory_order_acquire)) return;
     work(thread_index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

@@ -3,9 +3,12 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "kernels/cpu/delta_rule.h"
 
 #include "kernels/reference/ops.h"
 
@@ -140,6 +143,60 @@ TEST(CpuOps, RopeRotatesOnlyTheFirstDims) {
   auto y = before;
   rope_neox(y.data(), 2, 8, 4, 0, 10000.0);
   EXPECT_EQ(y, before);
+}
+
+}  // namespace
+}  // namespace qcoder::cpu
+
+namespace qcoder::cpu {
+namespace {
+
+// The chunked delta rule against the recurrence, over lengths that are not multiples of the chunk,
+// starting from a non-zero state, with strided inputs as the model lays them out.
+TEST(DeltaRule, ChunkedMatchesRecurrence) {
+  std::mt19937 rng(9);
+  for (auto [n, chunk, dk, dv] : {std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>{1, 64, 32, 32},
+                                  {7, 4, 5, 11},
+                                  {70, 64, 32, 32},
+                                  {130, 16, 24, 40}}) {
+    const std::int64_t stride = 2 * dk + dv + 3;  // q | k | v | padding, per token
+    auto rows = random_vector(static_cast<std::size_t>(n * stride), rng);
+    std::vector<float> g(static_cast<std::size_t>(n)), beta(static_cast<std::size_t>(n));
+    std::uniform_real_distribution<float> gd(-1.5f, -0.01f), bd(0.05f, 0.95f);
+    for (std::int64_t t = 0; t < n; ++t) {
+      g[static_cast<std::size_t>(t)] = gd(rng);
+      beta[static_cast<std::size_t>(t)] = bd(rng);
+      ref::l2_norm(rows.data() + t * stride, 1, dk, 1e-6f, 1.0f / std::sqrt(static_cast<float>(dk)));
+      ref::l2_norm(rows.data() + t * stride + dk, 1, dk, 1e-6f, 1.0f);
+    }
+    auto initial = random_vector(static_cast<std::size_t>(dk * dv), rng, 0.2f);
+    auto want_state = initial;
+    std::vector<float> want(static_cast<std::size_t>(n * dv));
+    for (std::int64_t t = 0; t < n; ++t) {
+      const float* r = rows.data() + t * stride;
+      ref::gated_delta_step(want.data() + t * dv, want_state.data(), r, r + dk, r + 2 * dk, g[static_cast<std::size_t>(t)],
+                            beta[static_cast<std::size_t>(t)], dk, dv);
+    }
+    auto state = initial;
+    std::vector<float> got(static_cast<std::size_t>(n * dv), -1.0f);
+    std::vector<float> scratch(static_cast<std::size_t>(delta_rule_scratch_floats(chunk, dk, dv)));
+    delta_rule_args a;
+    a.q = rows.data();
+    a.k = rows.data() + dk;
+    a.v = rows.data() + 2 * dk;
+    a.g = g.data();
+    a.beta = beta.data();
+    a.out = got.data();
+    a.state = state.data();
+    a.n = n;
+    a.dk = dk;
+    a.dv = dv;
+    a.q_stride = a.k_stride = a.v_stride = stride;
+    a.out_stride = dv;
+    gated_delta_rule_chunked(a, chunk, scratch.data());
+    expect_near_all(want, got, 2e-4f, "chunked delta output");
+    expect_near_all(want_state, state, 2e-4f, "chunked delta state");
+  }
 }
 
 }  // namespace

@@ -1,0 +1,47 @@
+// The decode loop: prefill a prompt, then sample token by token until a stop condition, streaming each
+// token to a callback. Used by `qcoder generate`, the language server and the HTTP server.
+// Runs on the calling thread (the inference thread), which must own the model and the state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/model/qwen3_next.h"
+#include "engine/sampler.h"
+
+namespace qcoder::engine {
+
+enum class finish_reason { length, stop_token, stop_string, cancelled, callback };
+
+const char* to_string(finish_reason reason);
+
+struct generation_request {
+  std::vector<std::int32_t> prompt;
+  std::int64_t max_tokens = 128;
+  sampling_params sampling;
+  std::vector<std::int32_t> stop_ids;    // e.g. the model's eos ids; the stop token is not part of the output
+  std::vector<std::string> stop_strings; // checked on the decoded bytes of the output; needs token_bytes
+  // The bytes of one token (for stop strings). May be empty when there are no stop strings.
+  std::function<std::string(std::int32_t)> token_bytes;
+  // Called after each new token; return false to stop.
+  std::function<bool(std::int32_t)> on_token;
+  std::stop_token stop;
+};
+
+struct generation_result {
+  std::vector<std::int32_t> tokens;  // the new tokens (a stop string's tokens stay; `text_end` cuts it)
+  finish_reason reason = finish_reason::length;
+  std::size_t text_end = std::string::npos;  // with stop_string: bytes of output text before the match
+  double prefill_seconds = 0.0;
+  double decode_seconds = 0.0;
+};
+
+// Runs the request on `state` (which should be empty, or hold a prefix the prompt continues).
+result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request);
+
+}  // namespace qcoder::engine

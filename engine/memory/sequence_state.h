@@ -1,0 +1,56 @@
+// The memory of one sequence: attention K/V for the full-attention layers and the DeltaNet conv and
+// recurrent state for the linear-attention layers. The model asks for a layer's memory through kv() and
+// recurrent() and never sees how it is laid out; the prefix cache (later) snapshots and restores it.
+//
+// Capacity in tokens is fixed at construction (all memory is allocated then, none during the forward pass).
+// Owned by one thread at a time (the inference thread).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/model_config.h"
+
+namespace qcoder::engine {
+
+// Rows of keys and values of one attention layer: token p's keys for all KV heads are at
+// keys + p * stride (head h at offset h * head_dim), likewise values.
+struct kv_view {
+  float* keys = nullptr;
+  float* values = nullptr;
+  std::int64_t stride = 0;
+};
+
+// The recurrent memory of one DeltaNet layer.
+struct recurrent_view {
+  float* conv = nullptr;  // [conv_dim, K-1]: the last K-1 inputs of each channel, oldest first
+  float* ssm = nullptr;   // [n_v, d_k, d_v]: the delta-rule state of each value head
+};
+
+class sequence_state {
+ public:
+  sequence_state(const model_config& config, std::int64_t capacity_tokens);
+
+  std::int64_t length() const { return length_; }      // tokens already in the memory
+  std::int64_t capacity() const { return capacity_; }
+  void advance(std::int64_t tokens) { length_ += tokens; }
+  // Back to the empty sequence (zeroes the recurrent state; K/V rows are simply forgotten).
+  void reset();
+
+  kv_view kv(std::int64_t layer);
+  recurrent_view recurrent(std::int64_t layer);
+
+  std::int64_t bytes() const;
+
+ private:
+  struct layer_memory {
+    std::vector<float> keys, values;  // attention: [capacity, n_kv * head_dim]
+    std::vector<float> conv, ssm;     // DeltaNet
+  };
+  std::int64_t capacity_ = 0;
+  std::int64_t length_ = 0;
+  std::int64_t kv_stride_ = 0;
+  std::vector<layer_memory> layers_;
+};
+
+}  // namespace qcoder::engine

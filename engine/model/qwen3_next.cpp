@@ -1,0 +1,451 @@
+// The Qwen3-Next forward pass. Reads top-down like the model card:
+//
+//   x = embed(tokens)
+//   for each layer:  x += mixer(rms_norm(x))      mixer: Gated DeltaNet (3 of 4 layers) or gated attention
+//                    x += moe(rms_norm(x))        512 experts top-10 + sigmoid-gated shared expert
+//   logits = lm_head(rms_norm(x))
+//
+// All norms but the DeltaNet output norm are zero-centred (scale 1 + w). Matmuls go through the backend;
+// per-head work is split over its threads.
+#include "engine/model/qwen3_next.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <spdlog/spdlog.h>
+
+#include "kernels/cpu/delta_rule.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/reference/ops.h"
+
+namespace qcoder::engine {
+
+namespace {
+std::vector<float> floats(std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n), 0.0f); }
+// Tokens per chunk of the chunked delta rule (prefill), as in the reference implementations.
+constexpr std::int64_t delta_chunk = 64;
+}  // namespace
+
+// Activation buffers for one chunk of up to B = max_batch tokens, allocated once.
+struct qwen3_next::buffers {
+  std::int64_t batch = 0;
+  std::vector<float> x, xn, mixer_out;  // [B, H]
+  // gated attention
+  std::vector<float> q_gate, k, v, attn;  // [B, 2 n_h d], [B, n_kv d] ×2, [B, n_h d]
+  std::vector<float> scores;              // [threads, capacity]: grown when a longer state comes
+  // Gated DeltaNet
+  std::vector<float> qkvz, ba, mixed, conv_out, z, core, normed;  // see deltanet_block
+  std::vector<float> beta, g;                                     // [B, n_v]
+  std::vector<float> delta_scratch;                                // [threads, per_thread]
+  std::int64_t delta_scratch_per_thread = 0;
+  // MoE
+  std::vector<float> router;                        // [B, E]
+  std::vector<std::int32_t> top_ids;                // [B, k]
+  std::vector<float> top_weights;                   // [B, k]
+  std::vector<std::int32_t> order;                  // [B k]: assignment indices sorted by expert
+  std::vector<std::int64_t> expert_offsets;         // [E + 1]
+  std::vector<float> xs, gate, up, down;            // [B k, H], [B k, I] ×2, [B k, H]
+  std::vector<float> shared_gate, shared_up, shared_down, shared_scale;  // [B, Is] ×2, [B, H], [B]
+  std::vector<matmul_job> jobs;
+  // output
+  std::vector<float> final_norm;  // [B, H]
+};
+
+qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights weights, const model_options& options)
+    : checkpoint_(std::move(ckpt)),
+      config_(std::move(config)),
+      weights_(std::move(weights)),
+      options_(options),
+      backend_(options.threads),
+      buf_(std::make_unique<buffers>()) {
+  const model_config& c = config_;
+  const std::int64_t b = std::max<std::int64_t>(1, options.max_batch);
+  const std::int64_t h = c.hidden_size;
+  const std::int64_t r = c.linear_num_value_heads / std::max<std::int64_t>(1, c.linear_num_key_heads);
+  const std::int64_t value_dim = c.linear_num_value_heads * c.linear_value_head_dim;
+  const std::int64_t conv_dim = 2 * c.linear_num_key_heads * c.linear_key_head_dim + value_dim;
+  const std::int64_t k = std::max<std::int64_t>(1, c.num_experts_per_tok);
+  const std::int64_t inner = std::max(c.moe_intermediate_size, c.intermediate_size);
+  buffers& f = *buf_;
+  f.batch = b;
+  f.x = floats(b * h);
+  f.xn = floats(b * h);
+  f.mixer_out = floats(b * h);
+  f.q_gate = floats(b * 2 * c.num_attention_heads * c.head_dim);
+  f.k = floats(b * c.num_key_value_heads * c.head_dim);
+  f.v = floats(b * c.num_key_value_heads * c.head_dim);
+  f.attn = floats(b * c.num_attention_heads * c.head_dim);
+  f.qkvz = floats(b * c.linear_num_key_heads * (2 * c.linear_key_head_dim + 2 * r * c.linear_value_head_dim));
+  f.ba = floats(b * 2 * c.linear_num_value_heads);
+  f.mixed = floats(b * conv_dim);
+  f.conv_out = floats(b * conv_dim);
+  f.z = floats(b * value_dim);
+  f.core = floats(b * value_dim);
+  f.normed = floats(b * value_dim);
+  f.beta = floats(b * c.linear_num_value_heads);
+  f.g = floats(b * c.linear_num_value_heads);
+  f.delta_scratch_per_thread =
+      std::max(c.linear_value_head_dim, cpu::delta_rule_scratch_floats(delta_chunk, c.linear_key_head_dim, c.linear_value_head_dim));
+  f.delta_scratch = floats(backend_.threads() * f.delta_scratch_per_thread);
+  f.router = floats(b * c.num_experts);
+  f.top_ids.assign(static_cast<std::size_t>(b * k), 0);
+  f.top_weights = floats(b * k);
+  f.order.assign(static_cast<std::size_t>(b * k), 0);
+  f.expert_offsets.assign(static_cast<std::size_t>(c.num_experts + 1), 0);
+  f.xs = floats(b * k * h);
+  f.gate = floats(b * k * inner);
+  f.up = floats(b * k * inner);
+  f.down = floats(b * k * h);
+  f.shared_gate = floats(b * c.shared_expert_intermediate_size);
+  f.shared_up = floats(b * c.shared_expert_intermediate_size);
+  f.shared_down = floats(b * h);
+  f.shared_scale = floats(b);
+  f.jobs.reserve(static_cast<std::size_t>(2 * c.num_experts + 8));
+  f.final_norm = floats(b * h);
+}
+
+qwen3_next::~qwen3_next() = default;
+
+result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path& dir, const model_options& options) {
+  QCODER_TRY(model_config config, model_config::load(dir));
+  if (config.linear_conv_kernel_dim < 1 || config.linear_conv_kernel_dim > 8) {
+    return fail(errc::unsupported, "{}: linear_conv_kernel_dim {} is outside 1..8", (dir / "config.json").string(),
+                config.linear_conv_kernel_dim);
+  }
+  QCODER_TRY(checkpoint ckpt, checkpoint::open(dir));
+  QCODER_TRY(qwen3_next_weights weights, qwen3_next_weights::bind(ckpt, config));
+  if (options.mlock) QCODER_CHECK(ckpt.lock_in_memory());
+  return std::unique_ptr<qwen3_next>(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
+}
+
+result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits,
+                                 logits_mode mode, std::stop_token stop) {
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  if (state.length() + n > state.capacity()) {
+    return fail(errc::invalid_argument, "sequence of {} tokens exceeds the state's capacity of {}",
+                state.length() + n, state.capacity());
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (tokens[static_cast<std::size_t>(i)] < 0 || tokens[static_cast<std::size_t>(i)] >= config_.vocab_size) {
+      return fail(errc::invalid_argument, "token id {} at position {} is outside the vocabulary (0..{})",
+                  tokens[static_cast<std::size_t>(i)], i, config_.vocab_size - 1);
+    }
+  }
+  const std::size_t scores_needed = static_cast<std::size_t>(backend_.threads() * state.capacity());
+  if (buf_->scores.size() < scores_needed) buf_->scores.resize(scores_needed);  // once per longer state
+
+  for (std::int64_t begin = 0; begin < n; begin += buf_->batch) {
+    const std::int64_t count = std::min(buf_->batch, n - begin);
+    const bool last_chunk = begin + count == n;
+    float* chunk_logits = nullptr;
+    logits_mode chunk_mode = logits_mode::none;
+    if (mode == logits_mode::all) {
+      chunk_logits = logits + begin * config_.vocab_size;
+      chunk_mode = logits_mode::all;
+    } else if (mode == logits_mode::last && last_chunk) {
+      chunk_logits = logits;
+      chunk_mode = logits_mode::last;
+    }
+    bool cancelled = false;
+    forward_chunk(tokens.data() + begin, count, state, chunk_logits, chunk_mode, stop, cancelled);
+    if (cancelled) {
+      state.reset();
+      return fail(errc::cancelled, "cancelled during prefill");
+    }
+  }
+  return ok();
+}
+
+void qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
+                               logits_mode mode, const std::stop_token& stop, bool& cancelled) {
+  const model_config& c = config_;
+  const std::int64_t h = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  buffers& f = *buf_;
+
+  for (std::int64_t t = 0; t < n; ++t) {  // embedding lookup, dequantised
+    const std::int64_t row = tokens[t];
+    for (std::int64_t i = 0; i < h; ++i) f.x[static_cast<std::size_t>(t * h + i)] = weights_.embed_tokens.at(row, i);
+  }
+
+  for (std::int64_t li = 0; li < c.num_hidden_layers; ++li) {
+    if (stop.stop_requested()) {
+      cancelled = true;
+      return;
+    }
+    const layer_weights& layer = weights_.layers[static_cast<std::size_t>(li)];
+    cpu::rms_norm(f.xn.data(), f.x.data(), layer.input_layernorm, n, h, eps, true);
+    if (layer.kind == layer_kind::full_attention) {
+      attention_block(layer, li, n, state);
+    } else {
+      deltanet_block(layer, li, n, state);
+    }
+    cpu::axpy(f.x.data(), f.mixer_out.data(), 1.0f, n * h);
+
+    cpu::rms_norm(f.xn.data(), f.x.data(), layer.post_attention_layernorm, n, h, eps, true);
+    if (layer.sparse) {
+      moe_block(layer.moe, n);
+    } else {
+      dense_block(layer.dense, n);
+    }
+    cpu::axpy(f.x.data(), f.mixer_out.data(), 1.0f, n * h);
+  }
+  state.advance(n);
+
+  if (mode == logits_mode::none) return;
+  const std::int64_t first = mode == logits_mode::last ? n - 1 : 0;
+  const std::int64_t rows = n - first;
+  cpu::rms_norm(f.final_norm.data(), f.x.data() + first * h, weights_.final_norm, rows, h, eps, true);
+  backend_.matmul(logits, f.final_norm.data(), weights_.lm_head, rows);
+}
+
+// Gated attention: q_proj gives per head [q | gate]; q/k RMSNorm (zero-centred), partial NeoX RoPE,
+// causal softmax(q·k / √d) with GQA, output × sigmoid(gate), then o_proj.
+void qwen3_next::attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
+                                 sequence_state& state) {
+  const model_config& c = config_;
+  const attention_weights& w = layer.attention;
+  buffers& f = *buf_;
+  const std::int64_t d = c.head_dim;
+  const std::int64_t n_h = c.num_attention_heads;
+  const std::int64_t n_kv = c.num_key_value_heads;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  const matmul_job jobs[] = {{f.q_gate.data(), f.xn.data(), &w.q_proj, n},
+                             {f.k.data(), f.xn.data(), &w.k_proj, n},
+                             {f.v.data(), f.xn.data(), &w.v_proj, n}};
+  backend_.matmul_batch(jobs);
+
+  const kv_view kv = state.kv(layer_index);
+  const std::int64_t start = state.length();
+  for (std::int64_t t = 0; t < n; ++t) {
+    float* qg = f.q_gate.data() + t * 2 * n_h * d;
+    // q heads are the first half of each [q | gate] pair: normalise and rotate them in place.
+    for (std::int64_t hd = 0; hd < n_h; ++hd) {
+      float* q = qg + hd * 2 * d;
+      cpu::rms_norm(q, q, w.q_norm, 1, d, eps, true);
+      cpu::rope_neox(q, 1, d, c.rotary_dim(), start + t, c.rope_theta);
+    }
+    float* k = f.k.data() + t * n_kv * d;
+    cpu::rms_norm(k, k, w.k_norm, n_kv, d, eps, true);
+    cpu::rope_neox(k, n_kv, d, c.rotary_dim(), start + t, c.rope_theta);
+    std::copy(k, k + n_kv * d, kv.keys + (start + t) * kv.stride);
+    std::copy(f.v.data() + t * n_kv * d, f.v.data() + (t + 1) * n_kv * d, kv.values + (start + t) * kv.stride);
+  }
+
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const std::int64_t group = n_h / n_kv;
+  const std::int64_t capacity = state.capacity();
+  backend_.parallel_for(n * n_h, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
+    float* scores = f.scores.data() + thread * capacity;
+    for (std::int64_t task = begin; task < end; ++task) {
+      const std::int64_t t = task / n_h;
+      const std::int64_t hd = task % n_h;
+      const std::int64_t kv_head = hd / group;
+      const float* q = f.q_gate.data() + t * 2 * n_h * d + hd * 2 * d;
+      const float* gate = q + d;
+      float* out = f.attn.data() + t * n_h * d + hd * d;
+      cpu::attention_head(out, q, kv.keys + kv_head * d, kv.values + kv_head * d, start + t + 1, d, kv.stride, scale,
+                          scores);
+      for (std::int64_t i = 0; i < d; ++i) out[i] *= ref::sigmoid(gate[i]);
+    }
+  });
+  backend_.matmul(f.mixer_out.data(), f.attn.data(), w.o_proj, n);
+}
+
+// Gated DeltaNet: in_proj_qkvz / in_proj_ba grouped per key head; causal conv over [q, k, v] + SiLU;
+// L2-normalised q, k (q also / √d_k); β = sigmoid(b), g = −exp(A_log)·softplus(a + dt_bias); the delta
+// rule per value head (value head h reads key head h / r); gated RMSNorm with silu(z); out_proj.
+void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
+                                sequence_state& state) {
+  const model_config& c = config_;
+  const deltanet_weights& w = layer.deltanet;
+  buffers& f = *buf_;
+  const std::int64_t n_k = c.linear_num_key_heads;
+  const std::int64_t n_v = c.linear_num_value_heads;
+  const std::int64_t dk = c.linear_key_head_dim;
+  const std::int64_t dv = c.linear_value_head_dim;
+  const std::int64_t r = n_v / n_k;
+  const std::int64_t group = 2 * dk + 2 * r * dv;  // one key head's slice of in_proj_qkvz
+  const std::int64_t key_dim = n_k * dk;
+  const std::int64_t value_dim = n_v * dv;
+  const std::int64_t conv_dim = 2 * key_dim + value_dim;
+
+  const matmul_job jobs[] = {{f.qkvz.data(), f.xn.data(), &w.in_proj_qkvz, n},
+                             {f.ba.data(), f.xn.data(), &w.in_proj_ba, n}};
+  backend_.matmul_batch(jobs);
+
+  // Regroup per token into mixed = [q (all key heads) | k (all key heads) | v (all value heads)] and z, b, a.
+  for (std::int64_t t = 0; t < n; ++t) {
+    const float* src = f.qkvz.data() + t * n_k * group;
+    float* mixed = f.mixed.data() + t * conv_dim;
+    float* z = f.z.data() + t * value_dim;
+    for (std::int64_t kh = 0; kh < n_k; ++kh) {
+      const float* g = src + kh * group;
+      std::copy(g, g + dk, mixed + kh * dk);
+      std::copy(g + dk, g + 2 * dk, mixed + key_dim + kh * dk);
+      std::copy(g + 2 * dk, g + 2 * dk + r * dv, mixed + 2 * key_dim + kh * r * dv);
+      std::copy(g + 2 * dk + r * dv, g + group, z + kh * r * dv);
+      const float* ba = f.ba.data() + t * 2 * n_v + kh * 2 * r;
+      for (std::int64_t j = 0; j < r; ++j) {
+        const std::int64_t vh = kh * r + j;
+        const float b = ba[j];
+        const float a = ba[r + j];
+        f.beta[static_cast<std::size_t>(t * n_v + vh)] = ref::sigmoid(b);
+        f.g[static_cast<std::size_t>(t * n_v + vh)] =
+            -std::exp(w.a_log.at(vh)) * ref::softplus(a + w.dt_bias.at(vh));
+      }
+    }
+  }
+
+  const recurrent_view mem = state.recurrent(layer_index);
+  cpu::causal_conv1d_silu(f.conv_out.data(), f.mixed.data(), w.conv1d, mem.conv, n, conv_dim,
+                          c.linear_conv_kernel_dim);
+  for (std::int64_t t = 0; t < n; ++t) {
+    float* row = f.conv_out.data() + t * conv_dim;
+    cpu::l2_norm(row, n_k, dk, 1e-6f, 1.0f / std::sqrt(static_cast<float>(dk)));  // q
+    cpu::l2_norm(row + key_dim, n_k, dk, 1e-6f, 1.0f);                            // k
+  }
+
+  // Decode: one recurrent step per head. Prefill: the chunked form, same result with matrix-shaped work.
+  backend_.parallel_for(n_v, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
+    float* scratch = f.delta_scratch.data() + thread * f.delta_scratch_per_thread;
+    for (std::int64_t vh = begin; vh < end; ++vh) {
+      const std::int64_t kh = vh / r;
+      float* s = mem.ssm + vh * dk * dv;
+      if (n == 1) {
+        const float* row = f.conv_out.data();
+        cpu::gated_delta_step(f.core.data() + vh * dv, s, row + kh * dk, row + key_dim + kh * dk,
+                              row + 2 * key_dim + vh * dv, f.g[static_cast<std::size_t>(vh)],
+                              f.beta[static_cast<std::size_t>(vh)], dk, dv, scratch);
+        continue;
+      }
+      cpu::delta_rule_args a;
+      a.q = f.conv_out.data() + kh * dk;
+      a.k = f.conv_out.data() + key_dim + kh * dk;
+      a.v = f.conv_out.data() + 2 * key_dim + vh * dv;
+      a.g = f.g.data() + vh;
+      a.beta = f.beta.data() + vh;
+      a.gb_stride = n_v;
+      a.out = f.core.data() + vh * dv;
+      a.state = s;
+      a.n = n;
+      a.dk = dk;
+      a.dv = dv;
+      a.q_stride = a.k_stride = a.v_stride = conv_dim;
+      a.out_stride = value_dim;
+      cpu::gated_delta_rule_chunked(a, delta_chunk, scratch);
+    }
+  });
+
+  cpu::rms_norm_gated(f.normed.data(), f.core.data(), f.z.data(), w.norm, n * n_v, dv,
+                      static_cast<float>(c.rms_norm_eps));
+  backend_.matmul(f.mixer_out.data(), f.normed.data(), w.out_proj, n);
+}
+
+// Sparse MoE: router softmax in f32 over all experts, top-k (ties to the lower id), renormalised; tokens
+// are grouped by expert so each expert runs once per chunk; the shared expert is scaled by
+// sigmoid(shared_expert_gate(x)).
+void qwen3_next::moe_block(const moe_weights& moe, std::int64_t n) {
+  const model_config& c = config_;
+  buffers& f = *buf_;
+  const std::int64_t h = c.hidden_size;
+  const std::int64_t e_count = c.num_experts;
+  const std::int64_t k = c.num_experts_per_tok;
+  const std::int64_t inner = c.moe_intermediate_size;
+  const std::int64_t shared_inner = c.shared_expert_intermediate_size;
+
+  f.jobs.clear();
+  f.jobs.push_back({f.router.data(), f.xn.data(), &moe.router, n});
+  f.jobs.push_back({f.shared_scale.data(), f.xn.data(), &moe.shared_expert_gate, n});
+  f.jobs.push_back({f.shared_gate.data(), f.xn.data(), &moe.shared_expert.gate_proj, n});
+  f.jobs.push_back({f.shared_up.data(), f.xn.data(), &moe.shared_expert.up_proj, n});
+  backend_.matmul_batch(f.jobs);
+
+  // Routing.
+  std::fill(f.expert_offsets.begin(), f.expert_offsets.end(), 0);
+  for (std::int64_t t = 0; t < n; ++t) {
+    float* probs = f.router.data() + t * e_count;
+    cpu::softmax(probs, e_count);
+    std::int32_t* ids = f.top_ids.data() + t * k;
+    float* weights = f.top_weights.data() + t * k;
+    float total = 0.0f;
+    for (std::int64_t j = 0; j < k; ++j) {  // k passes of argmax: k is small, E is at most a few hundred
+      std::int32_t best = -1;
+      for (std::int64_t e = 0; e < e_count; ++e) {
+        if (std::find(ids, ids + j, static_cast<std::int32_t>(e)) != ids + j) continue;
+        if (best < 0 || probs[e] > probs[best]) best = static_cast<std::int32_t>(e);
+      }
+      ids[j] = best;
+      weights[j] = probs[best];
+      total += probs[best];
+      ++f.expert_offsets[static_cast<std::size_t>(best + 1)];
+    }
+    if (c.norm_topk_prob) {
+      for (std::int64_t j = 0; j < k; ++j) weights[j] /= total;
+    }
+  }
+  std::partial_sum(f.expert_offsets.begin(), f.expert_offsets.end(), f.expert_offsets.begin());
+
+  // Group assignments by expert: order[slot] = t * k + j, gathered rows in xs.
+  {
+    std::vector<std::int64_t>& cursor = f.expert_offsets;  // reused as a fill cursor, then restored
+    for (std::int64_t a = 0; a < n * k; ++a) {
+      const std::int32_t e = f.top_ids[static_cast<std::size_t>(a)];
+      const std::int64_t slot = cursor[static_cast<std::size_t>(e)]++;
+      f.order[static_cast<std::size_t>(slot)] = static_cast<std::int32_t>(a);
+      const float* src = f.xn.data() + (a / k) * h;
+      std::copy(src, src + h, f.xs.data() + slot * h);
+    }
+    for (std::int64_t e = e_count; e > 0; --e) cursor[static_cast<std::size_t>(e)] = cursor[static_cast<std::size_t>(e - 1)];
+    cursor[0] = 0;
+  }
+
+  f.jobs.clear();
+  for (std::int64_t e = 0; e < e_count; ++e) {
+    const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
+    const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin;
+    if (count == 0) continue;
+    const mlp_weights& ew = moe.experts[static_cast<std::size_t>(e)];
+    f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &ew.gate_proj, count});
+    f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &ew.up_proj, count});
+  }
+  backend_.matmul_batch(f.jobs);
+  cpu::silu_glu(f.gate.data(), f.gate.data(), f.up.data(), n * k * inner);
+  cpu::silu_glu(f.shared_gate.data(), f.shared_gate.data(), f.shared_up.data(), n * shared_inner);
+
+  f.jobs.clear();
+  for (std::int64_t e = 0; e < e_count; ++e) {
+    const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
+    const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin;
+    if (count == 0) continue;
+    f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner,
+                      &moe.experts[static_cast<std::size_t>(e)].down_proj, count});
+  }
+  f.jobs.push_back({f.shared_down.data(), f.shared_gate.data(), &moe.shared_expert.down_proj, n});
+  backend_.matmul_batch(f.jobs);
+
+  // Combine: out[t] = Σ_j w_j · expert_j(x_t) + sigmoid(gate(x_t)) · shared(x_t).
+  std::fill(f.mixer_out.begin(), f.mixer_out.begin() + n * h, 0.0f);
+  for (std::int64_t slot = 0; slot < n * k; ++slot) {
+    const std::int64_t a = f.order[static_cast<std::size_t>(slot)];
+    cpu::axpy(f.mixer_out.data() + (a / k) * h, f.down.data() + slot * h, f.top_weights[static_cast<std::size_t>(a)], h);
+  }
+  for (std::int64_t t = 0; t < n; ++t) {
+    cpu::axpy(f.mixer_out.data() + t * h, f.shared_down.data() + t * h,
+              ref::sigmoid(f.shared_scale[static_cast<std::size_t>(t)]), h);
+  }
+}
+
+// Dense SiLU-GLU MLP, for layers listed in mlp_only_layers.
+void qwen3_next::dense_block(const mlp_weights& mlp, std::int64_t n) {
+  buffers& f = *buf_;
+  const std::int64_t inner = config_.intermediate_size;
+  const matmul_job jobs[] = {{f.gate.data(), f.xn.data(), &mlp.gate_proj, n}, {f.up.data(), f.xn.data(), &mlp.up_proj, n}};
+  backend_.matmul_batch(jobs);
+  cpu::silu_glu(f.gate.data(), f.gate.data(), f.up.data(), n * inner);
+  backend_.matmul(f.mixer_out.data(), f.gate.data(), mlp.down_proj, n);
+}
+
+}  // namespace qcoder::engine

@@ -1,0 +1,73 @@
+// Qwen3-Next (Qwen3-Coder-Next): the model, loaded from a Hugging Face checkpoint, and its forward pass on
+// the CPU backend.
+//
+// A forward call appends tokens to a sequence_state and produces logits. Prompts run in chunks of up to
+// `max_batch` tokens (matrix-shaped work); decode is a chunk of one. All activation buffers are allocated
+// at load; the forward pass allocates nothing.
+// Thread-safety: one inference thread owns the model and calls forward(); the weights are immutable.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <stop_token>
+
+#include "engine/checkpoint.h"
+#include "engine/memory/sequence_state.h"
+#include "engine/model/qwen3_next_weights.h"
+#include "engine/model_config.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace qcoder::engine {
+
+struct model_options {
+  int threads = 0;              // 0: one per hardware thread
+  std::int64_t max_batch = 256;  // tokens per prefill chunk (bigger chunks share each expert read among more tokens)
+  bool mlock = false;           // keep the mapped weights resident
+};
+
+enum class logits_mode {
+  none,  // only update the state
+  last,  // logits of the last token: [vocab]
+  all,   // logits of every token: [n, vocab]
+};
+
+class qwen3_next {
+ public:
+  static result<std::unique_ptr<qwen3_next>> load(const std::filesystem::path& dir, const model_options& options);
+  ~qwen3_next();
+
+  const model_config& config() const { return config_; }
+  const checkpoint& weights_file() const { return checkpoint_; }
+  int threads() const { return backend_.threads(); }
+  // Bytes of weights one decoded token reads (chosen experts only).
+  std::int64_t weight_bytes_per_token() const { return weights_.bytes_per_token(config_); }
+
+  sequence_state new_state(std::int64_t capacity_tokens) const { return sequence_state(config_, capacity_tokens); }
+
+  // Runs `tokens` after what `state` holds and writes logits per `mode`. Errors: a token id out of range,
+  // the state's capacity exceeded (nothing is changed), or cancellation through `stop` (checked between
+  // layers; the state is then reset, since some layers saw the chunk and others did not).
+  result<void> forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits, logits_mode mode,
+                       std::stop_token stop = {});
+
+ private:
+  struct buffers;
+  qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights weights, const model_options& options);
+
+  void forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
+                     logits_mode mode, const std::stop_token& stop, bool& cancelled);
+  void attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
+  void deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
+  void moe_block(const moe_weights& moe, std::int64_t n);
+  void dense_block(const mlp_weights& mlp, std::int64_t n);
+
+  checkpoint checkpoint_;
+  model_config config_;
+  qwen3_next_weights weights_;
+  model_options options_;
+  cpu::cpu_backend backend_;
+  std::unique_ptr<buffers> buf_;
+};
+
+}  // namespace qcoder::engine

@@ -1,0 +1,97 @@
+// Sampling pipeline: repetition penalty → temperature → top-k → softmax → top-p → min-p → draw.
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace qcoder::engine {
+
+result<void> sampling_params::validate() const {
+  if (greedy) return ok();
+  if (!(temperature > 0.0f) || !std::isfinite(temperature)) {
+    return fail(errc::invalid_argument, "temperature must be > 0 (got {}); use greedy decoding for 0", temperature);
+  }
+  if (top_k < 0) return fail(errc::invalid_argument, "top_k must be ≥ 0 (got {})", top_k);
+  if (!(top_p > 0.0f && top_p <= 1.0f)) return fail(errc::invalid_argument, "top_p must be in (0, 1] (got {})", top_p);
+  if (!(min_p >= 0.0f && min_p < 1.0f)) return fail(errc::invalid_argument, "min_p must be in [0, 1) (got {})", min_p);
+  if (!(repetition_penalty > 0.0f)) {
+    return fail(errc::invalid_argument, "repetition_penalty must be > 0 (got {})", repetition_penalty);
+  }
+  return ok();
+}
+
+std::int32_t argmax(const float* logits, std::int64_t n) {
+  std::int64_t best = 0;
+  for (std::int64_t i = 1; i < n; ++i) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  return static_cast<std::int32_t>(best);
+}
+
+sampler::sampler(const sampling_params& params, std::int64_t vocab_size)
+    : params_(params),
+      vocab_(vocab_size),
+      rng_(params.seed),
+      candidates_(static_cast<std::size_t>(vocab_size)),
+      probs_(static_cast<std::size_t>(vocab_size)),
+      seen_(static_cast<std::size_t>(vocab_size), 0) {}
+
+std::int32_t sampler::sample(float* logits, std::span<const std::int32_t> history) {
+  if (params_.repetition_penalty != 1.0f) {
+    for (std::int32_t id : history) {
+      if (id < 0 || id >= vocab_ || seen_[static_cast<std::size_t>(id)]) continue;
+      seen_[static_cast<std::size_t>(id)] = 1;
+      float& l = logits[id];
+      l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+    }
+    for (std::int32_t id : history) {
+      if (id >= 0 && id < vocab_) seen_[static_cast<std::size_t>(id)] = 0;
+    }
+  }
+  if (params_.greedy) return argmax(logits, vocab_);
+
+  // Candidates sorted by logit, descending (ties: lower id first), cut to top-k.
+  std::iota(candidates_.begin(), candidates_.end(), 0);
+  const std::int64_t k = params_.top_k > 0 ? std::min<std::int64_t>(params_.top_k, vocab_) : vocab_;
+  auto by_logit = [logits](std::int32_t a, std::int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(), by_logit);
+
+  // Softmax over the candidates at the temperature.
+  const float max_logit = logits[candidates_[0]];
+  double total = 0.0;
+  for (std::int64_t i = 0; i < k; ++i) {
+    const float p = std::exp((logits[candidates_[static_cast<std::size_t>(i)]] - max_logit) / params_.temperature);
+    probs_[static_cast<std::size_t>(i)] = p;
+    total += p;
+  }
+  // top-p: the smallest prefix whose mass reaches top_p (at least one token); min-p relative to the best.
+  std::int64_t keep = k;
+  if (params_.top_p < 1.0f) {
+    double mass = 0.0;
+    for (std::int64_t i = 0; i < k; ++i) {
+      mass += probs_[static_cast<std::size_t>(i)] / total;
+      if (mass >= params_.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  if (params_.min_p > 0.0f) {
+    const float floor = params_.min_p * probs_[0];
+    std::int64_t i = 1;
+    while (i < keep && probs_[static_cast<std::size_t>(i)] >= floor) ++i;
+    keep = i;
+  }
+  double kept = 0.0;
+  for (std::int64_t i = 0; i < keep; ++i) kept += probs_[static_cast<std::size_t>(i)];
+  const double target = std::uniform_real_distribution<double>(0.0, kept)(rng_);
+  double acc = 0.0;
+  for (std::int64_t i = 0; i < keep; ++i) {
+    acc += probs_[static_cast<std::size_t>(i)];
+    if (target < acc) return candidates_[static_cast<std::size_t>(i)];
+  }
+  return candidates_[static_cast<std::size_t>(keep - 1)];
+}
+
+}  // namespace qcoder::engine

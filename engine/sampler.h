@@ -1,0 +1,47 @@
+// Turning logits into the next token: greedy, or sampling with temperature, top-k, top-p, min-p and a
+// repetition penalty, from a seeded generator (same seed, same logits → same tokens).
+// Scratch space is allocated once for the vocabulary size. One sampler per sequence; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "kernels/common/result.h"
+
+namespace qcoder::engine {
+
+struct sampling_params {
+  bool greedy = true;               // argmax (lowest id on ties); the other fields are ignored
+  float temperature = 0.7f;         // > 0
+  std::int32_t top_k = 20;          // 0: off
+  float top_p = 0.8f;               // 1: off
+  float min_p = 0.0f;               // 0: off; keep tokens with p ≥ min_p · p_max
+  float repetition_penalty = 1.0f;  // 1: off; HF convention: positive logits ÷ p, negative × p
+  std::uint64_t seed = 0;
+
+  // Checks ranges; the error names the parameter.
+  result<void> validate() const;
+};
+
+class sampler {
+ public:
+  sampler(const sampling_params& params, std::int64_t vocab_size);
+
+  // Picks the next token from logits[vocab]; `history` (prompt + output so far) feeds the repetition
+  // penalty. `logits` is modified (penalty, temperature).
+  std::int32_t sample(float* logits, std::span<const std::int32_t> history);
+
+ private:
+  sampling_params params_;
+  std::int64_t vocab_;
+  std::mt19937_64 rng_;
+  std::vector<std::int32_t> candidates_;
+  std::vector<float> probs_;
+  std::vector<std::uint8_t> seen_;
+};
+
+std::int32_t argmax(const float* logits, std::int64_t n);
+
+}  // namespace qcoder::engine

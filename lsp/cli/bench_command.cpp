@@ -1,0 +1,45 @@
+// `qcoder bench`: dispatches to a sub-benchmark by name. To add one, write bench_<what>_command.cpp,
+// declare it in bench_command.h and add a row to the table below (alphabetical).
+#include "lsp/cli/bench_command.h"
+
+#include <array>
+#include <cstdio>
+
+#include <fmt/core.h>
+
+namespace qcoder::cli {
+namespace {
+
+void print_bench_help(std::FILE* to) {
+  fmt::print(to, "usage: qcoder bench <what> [flags]      qcoder bench <what> --help describes every flag\n\n");
+  fmt::print(to, "Performance measurements; each prints a table, or one JSON object with --json.\n\nbenchmarks:\n");
+  for (const bench_command& b : all_bench_commands()) fmt::print(to, "  {:<10}  {}\n", b.name, b.summary);
+}
+
+}  // namespace
+
+std::span<const bench_command> all_bench_commands() {
+  static constexpr std::array<bench_command, 2> commands{{
+      {"decode", "prefill/decode tokens/s and weight GB/s against measured memory bandwidth", run_bench_decode},
+      {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
+  }};
+  return commands;
+}
+
+int run_bench(args_view args) {
+  if (args.empty()) {
+    print_bench_help(stderr);
+    return exit_usage;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    print_bench_help(stdout);
+    return exit_ok;
+  }
+  for (const bench_command& b : all_bench_commands()) {
+    if (b.name == args[0]) return b.run(args.subspan(1));
+  }
+  fmt::print(stderr, "qcoder: unknown benchmark '{}' (run `qcoder bench --help` for the list)\n", args[0]);
+  return exit_usage;
+}
+
+}  // namespace qcoder::cli

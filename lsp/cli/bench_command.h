@@ -1,0 +1,26 @@
+// `qcoder bench <what>`: the performance modes, one sub-benchmark per file (bench_<what>_command.cpp),
+// listed in the table in bench_command.cpp. Each prints a readable table, or with --json one JSON object
+// with the same figures.
+// Not thread-safe; used on the main thread.
+#pragma once
+
+#include <span>
+
+#include "lsp/cli/command.h"
+
+namespace qcoder::cli {
+
+struct bench_command {
+  std::string_view name;
+  std::string_view summary;
+  int (*run)(args_view args);  // args: what follows `bench <name>`
+};
+
+// Every sub-benchmark, in the order `qcoder bench --help` lists them.
+std::span<const bench_command> all_bench_commands();
+
+// The sub-benchmarks.
+int run_bench_decode(args_view args);
+int run_bench_tokenize(args_view args);
+
+}  // namespace qcoder::cli

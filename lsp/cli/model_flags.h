@@ -1,0 +1,30 @@
+// The flags every command that runs the model accepts (--model, --threads, --mlock, ...) and loading the
+// model from them. One place, so every command offers the same set with the same meaning.
+// Not thread-safe; used on the main thread at start-up.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/model/qwen3_next.h"
+#include "lsp/cli/arg_parser.h"
+
+namespace qcoder::cli {
+
+struct model_flags {
+  std::string model;  // empty: the Hugging Face cache
+  int threads = 0;
+  bool mlock = false;
+  int batch = 256;
+
+  void add_to(arg_parser& parser);
+  result<std::unique_ptr<engine::qwen3_next>> load() const;
+};
+
+// Parses "1,2,3" (spaces allowed) into token ids.
+result<std::vector<std::int32_t>> parse_ids(std::string_view text);
+
+}  // namespace qcoder::cli
