@@ -1,5 +1,10 @@
 // Runs the real `qcoder` binary and checks what a person sees: help, version, usage errors, exit codes.
 #include <array>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <vector>
 #include <cstdio>
 #include <string>
 
@@ -47,7 +52,7 @@ TEST(QcoderBinary, VersionReportsBuildCpuAndCuda) {
 }
 
 TEST(QcoderBinary, EveryCommandHasHelp) {
-  for (const char* command : {"version", "info"}) {
+  for (const char* command : {"version", "info", "logits", "generate", "make-model", "bench decode"}) {
     const run_result r = run(std::string(command) + " --help", /*merge_stderr=*/false);
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_NE(r.out.find(std::string("usage: qcoder ") + command), std::string::npos) << r.out;
@@ -73,6 +78,50 @@ TEST(QcoderBinary, InfoWithoutModelSaysWhereItLookedAndFails) {
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("no Qwen3-Coder-Next model found"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("/nonexistent-qcoder-home/.cache/huggingface/hub"), std::string::npos) << r.out;
+}
+
+TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
+  const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
+  const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
+  const std::string out = ::testing::TempDir() + "qcoder-logits-test.bin";
+  for (const char* mode : {"", " --step"}) {
+    const run_result r = run("logits --model " + model + " --ids 630,17,66,799,483,353,868 --out " + out + mode +
+                             " --log-level warn");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto read = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::vector<char> got = read(out), want = read(golden);
+    ASSERT_EQ(got.size(), want.size()) << mode;
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < got.size(); i += 4) {
+      float a, b;
+      std::memcpy(&a, got.data() + i, 4);
+      std::memcpy(&b, want.data() + i, 4);
+      worst = std::max(worst, std::fabs(a - b));
+    }
+    EXPECT_LE(worst, 5e-4f) << mode;
+  }
+  std::remove(out.c_str());
+}
+
+TEST(QcoderBinary, GenerateStreamsTextAndStopsBeforeAStopString) {
+  const std::string base = "generate --model " + std::string(QCODER_TEST_DATA_DIR) +
+                           "/tiny-qwen3next/bf16 --prompt 'def fib(n):' --max-tokens 20 --greedy --log-level warn";
+  const run_result full = run(base, /*merge_stderr=*/false);
+  ASSERT_EQ(full.exit_code, 0) << full.out;
+  ASSERT_GT(full.out.size(), 12u);
+  // Stop at a piece of the greedy output itself: what is printed must be exactly the text before it.
+  const std::string stop = full.out.substr(8, 4);
+  const std::size_t at = full.out.find(stop);
+  const run_result cut = run(base + " --stop '" + stop + "'", /*merge_stderr=*/false);
+  ASSERT_EQ(cut.exit_code, 0) << cut.out;
+  EXPECT_EQ(cut.out, full.out.substr(0, at) + "\n");
+
+  const run_result ids = run("generate --model x --ids 1 --prompt y");
+  EXPECT_EQ(ids.exit_code, 2);
+  EXPECT_NE(ids.out.find("exactly one of --ids and --prompt"), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,95 @@
+#include "engine/sampler.h"
+
+#include <map>
+#include <set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace qcoder::engine {
+namespace {
+
+TEST(Sampler, GreedyTakesTheLowestIdAmongTies) {
+  std::vector<float> logits = {0.5f, 2.0f, -1.0f, 2.0f};
+  sampler s(sampling_params{}, 4);
+  EXPECT_EQ(s.sample(logits.data(), {}), 1);
+}
+
+TEST(Sampler, SameSeedSameTokensOtherSeedOtherTokens) {
+  sampling_params p;
+  p.greedy = false;
+  p.temperature = 1.0f;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  auto draw = [&](std::uint64_t seed) {
+    p.seed = seed;
+    sampler s(p, 64);
+    std::vector<std::int32_t> out;
+    for (int i = 0; i < 50; ++i) {
+      std::vector<float> logits(64, 0.0f);  // uniform
+      out.push_back(s.sample(logits.data(), {}));
+    }
+    return out;
+  };
+  EXPECT_EQ(draw(1), draw(1));
+  EXPECT_NE(draw(1), draw(2));
+}
+
+TEST(Sampler, TopKTopPAndMinPRestrictTheCandidates) {
+  // Probabilities at temperature 1: token 0 ≈ 0.64, 1 ≈ 0.24, 2 ≈ 0.09, 3 ≈ 0.03.
+  const std::vector<float> base = {3.0f, 2.0f, 1.0f, 0.0f};
+  auto support = [&](sampling_params p) {
+    p.greedy = false;
+    p.temperature = 1.0f;
+    std::set<std::int32_t> seen;
+    sampler s(p, 4);
+    for (int i = 0; i < 2000; ++i) {
+      std::vector<float> logits = base;
+      seen.insert(s.sample(logits.data(), {}));
+    }
+    return seen;
+  };
+  sampling_params all;
+  all.top_k = 0;
+  all.top_p = 1.0f;
+  EXPECT_EQ(support(all), (std::set<std::int32_t>{0, 1, 2, 3}));
+  sampling_params k2 = all;
+  k2.top_k = 2;
+  EXPECT_EQ(support(k2), (std::set<std::int32_t>{0, 1}));
+  sampling_params p80 = all;
+  p80.top_p = 0.8f;  // 0.64 < 0.8 ≤ 0.88: tokens 0 and 1
+  EXPECT_EQ(support(p80), (std::set<std::int32_t>{0, 1}));
+  sampling_params minp = all;
+  minp.min_p = 0.3f;  // keeps p ≥ 0.19: tokens 0 and 1
+  EXPECT_EQ(support(minp), (std::set<std::int32_t>{0, 1}));
+}
+
+TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
+  sampling_params p;
+  p.repetition_penalty = 2.0f;
+  sampler s(p, 3);
+  std::vector<float> logits = {3.0f, 2.0f, -1.0f};
+  const std::vector<std::int32_t> history = {0, 0, 2};
+  EXPECT_EQ(s.sample(logits.data(), history), 1);  // 3/2 = 1.5 < 2
+  EXPECT_FLOAT_EQ(logits[0], 1.5f);
+  EXPECT_FLOAT_EQ(logits[2], -2.0f);  // negative logits are multiplied, once per distinct token
+}
+
+TEST(Sampler, ValidateNamesTheBadParameter) {
+  sampling_params p;
+  p.greedy = false;
+  p.temperature = 0.0f;
+  ASSERT_FALSE(p.validate());
+  EXPECT_NE(p.validate().err().message.find("temperature"), std::string::npos);
+  p.temperature = 0.5f;
+  p.top_p = 1.5f;
+  EXPECT_NE(p.validate().err().message.find("top_p"), std::string::npos);
+  p.top_p = 0.9f;
+  p.min_p = -0.1f;
+  EXPECT_NE(p.validate().err().message.find("min_p"), std::string::npos);
+  p.min_p = 0.0f;
+  EXPECT_TRUE(p.validate());
+}
+
+}  // namespace
+}  // namespace qcoder::engine
