@@ -181,6 +181,7 @@ result<std::vector<tensor_info>> parse_safetensors(const mapped_file& mapping, c
     t.type = e.type;
     t.shape = std::move(e.shape);
     t.bytes = bytes.subspan(data_start + e.begin, e.end - e.begin);
+    t.file_offset = data_start + e.begin;
     t.file = path;
     out.push_back(std::move(t));
   }

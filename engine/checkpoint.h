@@ -33,6 +33,7 @@ struct tensor_info {
   std::vector<std::int64_t> shape;
   std::span<const std::byte> bytes;  // inside the file's mapping
   const std::filesystem::path* file = nullptr;  // the shard that holds it (owned by the checkpoint)
+  std::uint64_t file_offset = 0;                 // where `bytes` start in that file (for reads that bypass the mmap)
 
   std::int64_t elements() const;
 };

@@ -48,6 +48,10 @@ struct qwen3_next::buffers {
   std::vector<float> xs, gate, up, down;            // [B k, H], [B k, I] ×2, [B k, H]
   std::vector<float> shared_gate, shared_up, shared_down, shared_scale;  // [B, Is] ×2, [B, H], [B]
   std::vector<matmul_job> jobs;
+  std::vector<std::int32_t> active;             // experts with tokens in this chunk, by id
+  std::vector<const mlp_weights*> views;        // weights of the current group's experts
+  std::vector<std::int32_t> predicted;          // prefetch: the next layer's likely experts
+  std::vector<float> prediction;                // [E] router logits for the prediction
   // output
   std::vector<float> final_norm;  // [B, H]
 };
@@ -102,6 +106,10 @@ qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights 
   f.shared_down = floats(b * h);
   f.shared_scale = floats(b);
   f.jobs.reserve(static_cast<std::size_t>(2 * c.num_experts + 8));
+  f.active.reserve(static_cast<std::size_t>(c.num_experts));
+  f.views.assign(static_cast<std::size_t>(std::max<std::int64_t>(1, c.num_experts)), nullptr);
+  f.predicted.reserve(static_cast<std::size_t>(k));
+  f.prediction = floats(c.num_experts);
   f.final_norm = floats(b * h);
 }
 
@@ -116,7 +124,11 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
   QCODER_TRY(checkpoint ckpt, checkpoint::open(dir));
   QCODER_TRY(qwen3_next_weights weights, qwen3_next_weights::bind(ckpt, config));
   if (options.mlock) QCODER_CHECK(ckpt.lock_in_memory());
-  return std::unique_ptr<qwen3_next>(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
+  std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
+  if (options.experts.ram_budget > 0 && model->config_.num_experts > 0) {
+    QCODER_TRY(model->store_, expert_store::create(model->checkpoint_, model->config_, model->weights_, options.experts));
+  }
+  return model;
 }
 
 result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits,
@@ -147,18 +159,16 @@ result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_
       chunk_logits = logits;
       chunk_mode = logits_mode::last;
     }
-    bool cancelled = false;
-    forward_chunk(tokens.data() + begin, count, state, chunk_logits, chunk_mode, stop, cancelled);
-    if (cancelled) {
+    if (result<void> r = forward_chunk(tokens.data() + begin, count, state, chunk_logits, chunk_mode, stop); !r) {
       state.reset();
-      return fail(errc::cancelled, "cancelled during prefill");
+      return r;
     }
   }
   return ok();
 }
 
-void qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
-                               logits_mode mode, const std::stop_token& stop, bool& cancelled) {
+result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state,
+                                       float* logits, logits_mode mode, const std::stop_token& stop) {
   const model_config& c = config_;
   const std::int64_t h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -170,10 +180,7 @@ void qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, seque
   }
 
   for (std::int64_t li = 0; li < c.num_hidden_layers; ++li) {
-    if (stop.stop_requested()) {
-      cancelled = true;
-      return;
-    }
+    if (stop.stop_requested()) return fail(errc::cancelled, "cancelled during the forward pass");
     const layer_weights& layer = weights_.layers[static_cast<std::size_t>(li)];
     cpu::rms_norm(f.xn.data(), f.x.data(), layer.input_layernorm, n, h, eps, true);
     if (layer.kind == layer_kind::full_attention) {
@@ -185,19 +192,21 @@ void qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, seque
 
     cpu::rms_norm(f.xn.data(), f.x.data(), layer.post_attention_layernorm, n, h, eps, true);
     if (layer.sparse) {
-      moe_block(layer.moe, n);
+      QCODER_CHECK(moe_block(layer.moe, li, n));
     } else {
       dense_block(layer.dense, n);
     }
     cpu::axpy(f.x.data(), f.mixer_out.data(), 1.0f, n * h);
   }
   state.advance(n);
+  if (store_) store_->next_token();
 
-  if (mode == logits_mode::none) return;
+  if (mode == logits_mode::none) return ok();
   const std::int64_t first = mode == logits_mode::last ? n - 1 : 0;
   const std::int64_t rows = n - first;
   cpu::rms_norm(f.final_norm.data(), f.x.data() + first * h, weights_.final_norm, rows, h, eps, true);
   backend_.matmul(logits, f.final_norm.data(), weights_.lm_head, rows);
+  return ok();
 }
 
 // Gated attention: q_proj gives per head [q | gate]; q/k RMSNorm (zero-centred), partial NeoX RoPE,
@@ -347,7 +356,7 @@ void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_i
 // Sparse MoE: router softmax in f32 over all experts, top-k (ties to the lower id), renormalised; tokens
 // are grouped by expert so each expert runs once per chunk; the shared expert is scaled by
 // sigmoid(shared_expert_gate(x)).
-void qwen3_next::moe_block(const moe_weights& moe, std::int64_t n) {
+result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_index, std::int64_t n) {
   const model_config& c = config_;
   buffers& f = *buf_;
   const std::int64_t h = c.hidden_size;
@@ -402,29 +411,67 @@ void qwen3_next::moe_block(const moe_weights& moe, std::int64_t n) {
     cursor[0] = 0;
   }
 
-  f.jobs.clear();
+  // The shared expert's down projection; with the expert cache, the loads of the first group run meanwhile.
+  f.active.clear();
   for (std::int64_t e = 0; e < e_count; ++e) {
-    const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
-    const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin;
-    if (count == 0) continue;
-    const mlp_weights& ew = moe.experts[static_cast<std::size_t>(e)];
-    f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &ew.gate_proj, count});
-    f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &ew.up_proj, count});
+    if (f.expert_offsets[static_cast<std::size_t>(e + 1)] > f.expert_offsets[static_cast<std::size_t>(e)]) {
+      f.active.push_back(static_cast<std::int32_t>(e));
+    }
   }
-  backend_.matmul_batch(f.jobs);
-  cpu::silu_glu(f.gate.data(), f.gate.data(), f.up.data(), n * k * inner);
+  const std::size_t group = store_ ? static_cast<std::size_t>(store_->slots(layer_index)) : f.active.size();
+  if (store_) store_->request(layer_index, std::span(f.active).first(std::min(group, f.active.size())), false);
   cpu::silu_glu(f.shared_gate.data(), f.shared_gate.data(), f.shared_up.data(), n * shared_inner);
-
-  f.jobs.clear();
-  for (std::int64_t e = 0; e < e_count; ++e) {
-    const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
-    const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin;
-    if (count == 0) continue;
-    f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner,
-                      &moe.experts[static_cast<std::size_t>(e)].down_proj, count});
+  backend_.matmul(f.shared_down.data(), f.shared_gate.data(), moe.shared_expert.down_proj, n);
+  if (store_ && store_->options().prefetch && n == 1) {
+    // Speculative prefetch: the next sparse layer's router on this hidden state predicts its experts.
+    for (std::int64_t next = layer_index + 1; next < c.num_hidden_layers; ++next) {
+      if (!weights_.layers[static_cast<std::size_t>(next)].sparse) continue;
+      predict_experts(next, f.predicted);
+      store_->request(next, f.predicted, true);
+      break;
+    }
   }
-  f.jobs.push_back({f.shared_down.data(), f.shared_gate.data(), &moe.shared_expert.down_proj, n});
-  backend_.matmul_batch(f.jobs);
+
+  // Routed experts, in groups that fit the cache (all at once without it): gate/up, SiLU-GLU, down.
+  for (std::size_t g0 = 0; g0 < f.active.size(); g0 += group) {
+    const std::span<const std::int32_t> members = std::span(f.active).subspan(g0, std::min(group, f.active.size() - g0));
+    if (store_ && g0 > 0) store_->request(layer_index, members, false);
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const std::int32_t e = members[i];
+      if (!store_) {
+        f.views[i] = &moe.experts[static_cast<std::size_t>(e)];
+        continue;
+      }
+      result<const mlp_weights*> view = store_->acquire(layer_index, e);
+      if (!view) {
+        for (std::size_t j = 0; j < i; ++j) store_->release(layer_index, members[j]);
+        return view.take_error();
+      }
+      f.views[i] = *view;
+    }
+    f.jobs.clear();
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(members[i])];
+      const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(members[i] + 1)] - begin;
+      f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->gate_proj, count});
+      f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->up_proj, count});
+    }
+    backend_.matmul_batch(f.jobs);
+    const std::int64_t row_begin = f.expert_offsets[static_cast<std::size_t>(members.front())];
+    const std::int64_t row_end = f.expert_offsets[static_cast<std::size_t>(members.back() + 1)];
+    cpu::silu_glu(f.gate.data() + row_begin * inner, f.gate.data() + row_begin * inner, f.up.data() + row_begin * inner,
+                  (row_end - row_begin) * inner);
+    f.jobs.clear();
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(members[i])];
+      const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(members[i] + 1)] - begin;
+      f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner, &f.views[i]->down_proj, count});
+    }
+    backend_.matmul_batch(f.jobs);
+    if (store_) {
+      for (std::int32_t e : members) store_->release(layer_index, e);
+    }
+  }
 
   // Combine: out[t] = Σ_j w_j · expert_j(x_t) + sigmoid(gate(x_t)) · shared(x_t).
   std::fill(f.mixer_out.begin(), f.mixer_out.begin() + n * h, 0.0f);
@@ -435,6 +482,23 @@ void qwen3_next::moe_block(const moe_weights& moe, std::int64_t n) {
   for (std::int64_t t = 0; t < n; ++t) {
     cpu::axpy(f.mixer_out.data() + t * h, f.shared_down.data() + t * h,
               ref::sigmoid(f.shared_scale[static_cast<std::size_t>(t)]), h);
+  }
+  return ok();
+}
+
+void qwen3_next::predict_experts(std::int64_t layer_index, std::vector<std::int32_t>& out) {
+  const model_config& c = config_;
+  buffers& f = *buf_;
+  float* probs = f.prediction.data();
+  backend_.matmul(probs, f.xn.data(), weights_.layers[static_cast<std::size_t>(layer_index)].moe.router, 1);
+  out.clear();
+  for (std::int64_t j = 0; j < c.num_experts_per_tok; ++j) {  // softmax is monotonic: top-k of the logits
+    std::int32_t best = -1;
+    for (std::int64_t e = 0; e < c.num_experts; ++e) {
+      if (std::find(out.begin(), out.end(), static_cast<std::int32_t>(e)) != out.end()) continue;
+      if (best < 0 || probs[e] > probs[best]) best = static_cast<std::int32_t>(e);
+    }
+    out.push_back(best);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <stop_token>
 
 #include "engine/checkpoint.h"
+#include "engine/experts/expert_store.h"
 #include "engine/memory/sequence_state.h"
 #include "engine/model/qwen3_next_weights.h"
 #include "engine/model_config.h"
@@ -24,6 +25,9 @@ struct model_options {
   int threads = 0;              // 0: one per hardware thread
   std::int64_t max_batch = 256;  // tokens per prefill chunk (bigger chunks share each expert read among more tokens)
   bool mlock = false;           // keep the mapped weights resident
+  // Routed experts: with experts.ram_budget > 0 they are read into a bounded cache instead of being used
+  // from the mapped files (see expert_store).
+  expert_store_options experts;
 };
 
 enum class logits_mode {
@@ -44,10 +48,13 @@ class qwen3_next {
   std::int64_t weight_bytes_per_token() const { return weights_.bytes_per_token(config_); }
 
   sequence_state new_state(std::int64_t capacity_tokens) const { return sequence_state(config_, capacity_tokens); }
+  // The expert cache, or nullptr when the experts are used from the mapped files.
+  const expert_store* experts() const { return store_.get(); }
 
   // Runs `tokens` after what `state` holds and writes logits per `mode`. Errors: a token id out of range,
   // the state's capacity exceeded (nothing is changed), or cancellation through `stop` (checked between
-  // layers; the state is then reset, since some layers saw the chunk and others did not).
+  // layers; the state is then reset, since some layers saw the chunk and others did not), or an expert that
+  // could not be read (the state is reset too).
   result<void> forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits, logits_mode mode,
                        std::stop_token stop = {});
 
@@ -55,11 +62,14 @@ class qwen3_next {
   struct buffers;
   qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights weights, const model_options& options);
 
-  void forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
-                     logits_mode mode, const std::stop_token& stop, bool& cancelled);
+  result<void> forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
+                             logits_mode mode, const std::stop_token& stop);
   void attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
   void deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
-  void moe_block(const moe_weights& moe, std::int64_t n);
+  result<void> moe_block(const moe_weights& moe, std::int64_t layer_index, std::int64_t n);
+  // Top-k of layer `layer_index`'s router on the current normalised hidden state: the experts that layer
+  // will probably want, for prefetch.
+  void predict_experts(std::int64_t layer_index, std::vector<std::int32_t>& out);
   void dense_block(const mlp_weights& mlp, std::int64_t n);
 
   checkpoint checkpoint_;
@@ -68,6 +78,7 @@ class qwen3_next {
   model_options options_;
   cpu::cpu_backend backend_;
   std::unique_ptr<buffers> buf_;
+  std::unique_ptr<expert_store> store_;
 };
 
 }  // namespace qcoder::engine

@@ -13,14 +13,16 @@ namespace {
 void print_bench_help(std::FILE* to) {
   fmt::print(to, "usage: qcoder bench <what> [flags]      qcoder bench <what> --help describes every flag\n\n");
   fmt::print(to, "Performance measurements; each prints a table, or one JSON object with --json.\n\nbenchmarks:\n");
-  for (const bench_command& b : all_bench_commands()) fmt::print(to, "  {:<10}  {}\n", b.name, b.summary);
+  for (const bench_command& b : all_bench_commands()) fmt::print(to, "  {:<12}  {}\n", b.name, b.summary);
 }
 
 }  // namespace
 
 std::span<const bench_command> all_bench_commands() {
-  static constexpr std::array<bench_command, 2> commands{{
+  static constexpr std::array<bench_command, 3> commands{{
       {"decode", "prefill/decode tokens/s and weight GB/s against measured memory bandwidth", run_bench_decode},
+      {"expert-cache", "expert-cache hit rate and disk bytes/token per policy, replaying a routing trace",
+       run_bench_expert_cache},
       {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
   }};
   return commands;

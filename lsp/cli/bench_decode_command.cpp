@@ -101,6 +101,8 @@ int run_bench_decode(args_view args) {
   std::uint64_t touched = 0;
   for (std::string_view name : model.weights_file().names()) {
     if (name.starts_with("mtp.")) continue;  // the multi-token-prediction head is not used
+    // With an expert cache the routed experts are never read through the mapping.
+    if (model.experts() != nullptr && name.find(".mlp.experts.") != std::string_view::npos) continue;
     const std::span<const std::byte> bytes = model.weights_file().find(name)->bytes;
     for (std::size_t i = 0; i < bytes.size(); i += 4096) touched += static_cast<std::uint8_t>(bytes[i]);
   }
@@ -115,6 +117,8 @@ int run_bench_decode(args_view args) {
     }
   }
 
+  const engine::expert_layer_stats experts_before =
+      model.experts() != nullptr ? model.experts()->totals() : engine::expert_layer_stats{};
   const long faults_before = major_faults();
   engine::sequence_state state = model.new_state(prompt_tokens + tokens + 1);
   auto t0 = std::chrono::steady_clock::now();
@@ -127,6 +131,18 @@ int run_bench_decode(args_view args) {
     if (result<void> r = model.forward(next, state, logits.data(), engine::logits_mode::last); !r) return fail_with(r);
   }
   const double decode_s = seconds_since(t0);
+  // Expert-cache figures over the timed decode only.
+  engine::expert_layer_stats ex{};
+  if (model.experts() != nullptr) {
+    const engine::expert_layer_stats now = model.experts()->totals();
+    ex.hits = now.hits - experts_before.hits;
+    ex.misses = now.misses - experts_before.misses;
+    ex.prefetches = now.prefetches - experts_before.prefetches;
+    ex.prefetch_used = now.prefetch_used - experts_before.prefetch_used;
+    ex.bytes_read = now.bytes_read - experts_before.bytes_read;
+    ex.wait_seconds = now.wait_seconds - experts_before.wait_seconds;
+  }
+  const double hit_rate = ex.hits + ex.misses > 0 ? static_cast<double>(ex.hits) / static_cast<double>(ex.hits + ex.misses) : 1.0;
   const long page_ins = major_faults() - faults_before;
   const memory_usage memory = read_memory_usage();
 
@@ -155,6 +171,13 @@ int run_bench_decode(args_view args) {
         {"major_page_faults", page_ins},
         {"rss_file_bytes", memory.rss_file},
         {"rss_anon_bytes", memory.rss_anon},
+        {"expert_cache_bytes", model.experts() != nullptr ? model.experts()->allocated_bytes() : 0},
+        {"expert_hit_rate", hit_rate},
+        {"expert_misses", ex.misses},
+        {"expert_prefetches", ex.prefetches},
+        {"expert_prefetch_used", ex.prefetch_used},
+        {"expert_disk_bytes_per_token", static_cast<double>(ex.bytes_read) / tokens},
+        {"expert_wait_seconds", ex.wait_seconds},
     };
     fmt::print("{}\n", out.dump());
     return exit_ok;
@@ -173,6 +196,16 @@ int run_bench_decode(args_view args) {
   fmt::print("page-ins         {:>10}        (major faults while timed)\n", page_ins);
   fmt::print("memory           {:>10.2f} GiB file-backed (mapped weights), {:.2f} GiB anonymous\n",
              static_cast<double>(memory.rss_file) / gib, static_cast<double>(memory.rss_anon) / gib);
+  if (const engine::expert_store* store = model.experts()) {
+    fmt::print("expert cache     {:>10.2f} GiB      ({} slots per layer, {} policy, prefetch {})\n",
+               static_cast<double>(store->allocated_bytes()) / gib, store->slots(0), store->options().policy,
+               store->options().prefetch ? "on" : "off");
+    fmt::print("expert hits      {:>10.1f} %        ({} hits, {} misses)\n", 100.0 * hit_rate, ex.hits, ex.misses);
+    fmt::print("prefetch         {:>10}        issued, {} used before eviction\n", ex.prefetches, ex.prefetch_used);
+    fmt::print("disk per token   {:>10.1f} MB\n", static_cast<double>(ex.bytes_read) / tokens / 1e6);
+    fmt::print("compute waited   {:>10.3f} s        for expert reads ({:.0f}% of decode)\n", ex.wait_seconds,
+               100.0 * ex.wait_seconds / decode_s);
+  }
   return exit_ok;
 }
 

@@ -2,6 +2,8 @@
 #include "lsp/cli/model_flags.h"
 
 #include <charconv>
+#include <filesystem>
+#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -14,6 +16,38 @@ void model_flags::add_to(arg_parser& parser) {
   parser.option("threads", "N", "compute threads; 0 = one per hardware thread", &threads);
   parser.flag("mlock", "lock the weights in RAM so the OS never pages them out", &mlock);
   parser.option("batch", "N", "prompt tokens per forward chunk (prefill)", &batch);
+  parser.option("expert-cache-ram", "SIZE",
+                "RAM for routed experts (e.g. 512MiB, 8GiB), read from the checkpoint on demand; 'auto' sizes it\n"
+                "                     from free memory; 'none' uses them straight from the mapped files",
+                &expert_cache_ram);
+  parser.option("expert-policy", "NAME", "expert cache replacement policy", &expert_policy);
+  parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts", &no_prefetch);
+}
+
+// Bytes of RAM for the expert cache: 0 means none (experts used from the mapped files).
+result<std::uint64_t> model_flags::expert_budget(const std::filesystem::path& dir) const {
+  if (expert_cache_ram == "none") return std::uint64_t{0};
+  if (expert_cache_ram != "auto") {
+    QCODER_TRY(std::uint64_t bytes, parse_size(expert_cache_ram));
+    if (bytes == 0) return fail(errc::invalid_argument, "--expert-cache-ram 0: use 'none' to read experts from the mapped files");
+    return bytes;
+  }
+  // auto: what the system has available, less room for the resident weights, the prefix cache and the OS.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::uint64_t kb = 0, available = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") available = kb * 1024;
+  }
+  std::uint64_t weights = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".safetensors") weights += entry.file_size(ec);
+  }
+  const std::uint64_t reserve = (3ull << 30) + weights / 8;  // OS, prefix cache, activations; resident ≈ 4% of the model
+  if (available <= reserve) return std::uint64_t{1};  // the smallest cache: one expert per layer
+  return available - reserve >= weights ? std::uint64_t{0} : available - reserve;
 }
 
 result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
@@ -21,6 +55,9 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
   QCODER_TRY(engine::located_model where, engine::locate_model(engine::model_search::from_environment(model)));
   spdlog::info("loading model from {} ({})", where.dir.string(), where.source);
   engine::model_options options;
+  QCODER_TRY(options.experts.ram_budget, expert_budget(where.dir));
+  options.experts.policy = expert_policy;
+  options.experts.prefetch = !no_prefetch;
   options.threads = threads;
   options.mlock = mlock;
   options.max_batch = batch;

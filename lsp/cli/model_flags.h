@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,9 +20,13 @@ struct model_flags {
   int threads = 0;
   bool mlock = false;
   int batch = 256;
+  std::string expert_cache_ram = "none";  // SIZE, "auto" or "none"
+  std::string expert_policy = "lru";
+  bool no_prefetch = false;
 
   void add_to(arg_parser& parser);
   result<std::unique_ptr<engine::qwen3_next>> load() const;
+  result<std::uint64_t> expert_budget(const std::filesystem::path& model_dir) const;
 };
 
 // Parses "1,2,3" (spaces allowed) into token ids.

@@ -246,14 +246,21 @@ TEST(Tokenizer, DecodeRejectsUnknownIds) {
   EXPECT_EQ(*tok.decode(ids, /*skip_added=*/true), "hi");
 }
 
+// 1 MiB in optimised builds; a quarter of that in sanitizer / debug builds, which are ~50x slower.
+#if defined(NDEBUG)
+constexpr std::size_t big_line = 1u << 20;
+#else
+constexpr std::size_t big_line = 1u << 18;
+#endif
+
 TEST(Tokenizer, OneMegabyteSingleLines) {
   const tokenizer& tok = qwen3();
   const std::string code = read_text(fs::path(QCODER_TEST_DATA_DIR) / "tokenizer/qwen3-cases.jsonl");
   std::string source_line;
-  while (source_line.size() < (1u << 20)) source_line += code;
-  source_line.resize(1u << 20);
+  while (source_line.size() < big_line) source_line += code;
+  source_line.resize(big_line);
   std::replace(source_line.begin(), source_line.end(), '\n', ' ');
-  std::string random_bytes(1u << 20, '\0');
+  std::string random_bytes(big_line, '\0');
   std::mt19937 rng(7);
   for (char& c : random_bytes) c = static_cast<char>(rng() & 0xFF);
 
@@ -265,19 +272,24 @@ TEST(Tokenizer, OneMegabyteSingleLines) {
   EXPECT_GT(code_ids.size(), source_line.size() / 8);
 #if defined(NDEBUG)
   EXPECT_LT(ms, 1000.0) << "1 MiB of source should take a few tens of ms";
-  std::printf("1 MiB single line of source: %.1f ms\n", ms);
+  std::printf("%zu KiB single line of source: %.1f ms\n", big_line / 1024, ms);
 #else
   (void)ms;
 #endif
-  for (const std::string& line : {std::string(1u << 20, 'a'), std::string(1u << 20, ' '), std::string(1u << 20, '='),
-                                  random_bytes}) {
+  const std::string letters(big_line, 'a'), spaces(big_line, ' '), equals(big_line, '=');
+  const std::string* const lines[] = {&letters, &spaces, &equals, &random_bytes};
+  for (const std::string* line_ptr : lines) {
+    const std::string& line = *line_ptr;
     const std::vector<token_id> ids = enc.encode(line);
     ASSERT_FALSE(ids.empty());
     // Invalid bytes come back as they were; the valid characters among random bytes are NFC-normalized
     // (U+FA36, a compatibility ideograph, becomes U+559D).
     unicode::nfc_normalizer normalizer;
     EXPECT_EQ(*tok.decode_bytes(ids), normalizer.normalize(line));
-    EXPECT_LT(ids.size(), line.size() + 1);
+    EXPECT_LE(ids.size(), line.size());
+    if (&line != &random_bytes) {
+      EXPECT_LT(ids.size(), line.size() / 4);  // long runs merge into long tokens
+    }
   }
 }
 

@@ -1,0 +1,354 @@
+// Host-tier expert store: slot pools, loader threads, pread + DONTNEED reads, per-layer statistics.
+#include "engine/experts/expert_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace qcoder::engine {
+namespace {
+
+constexpr std::uint64_t part_alignment = 64;
+
+std::uint64_t align_up(std::uint64_t v) { return (v + part_alignment - 1) / part_alignment * part_alignment; }
+
+}  // namespace
+
+result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckpt, const model_config& config,
+                                                           const qwen3_next_weights& weights,
+                                                           const expert_store_options& options) {
+  std::unique_ptr<expert_store> store(new expert_store());
+  store->options_ = options;
+  store->weights_ = &weights;
+  store->experts_per_layer_ = config.num_experts;
+  const std::int64_t layers = config.num_hidden_layers;
+  store->sources_.resize(static_cast<std::size_t>(layers));
+  store->pools_.resize(static_cast<std::size_t>(layers));
+  store->stats_.resize(static_cast<std::size_t>(layers));
+
+  // The slot layout comes from the first sparse layer; every expert must match it.
+  const mlp_weights* model_expert = nullptr;
+  std::int64_t sparse_layers = 0;
+  for (const layer_weights& l : weights.layers) {
+    if (l.sparse && !l.moe.experts.empty()) {
+      if (model_expert == nullptr) model_expert = &l.moe.experts.front();
+      ++sparse_layers;
+    }
+  }
+  if (model_expert == nullptr) return fail(errc::invalid_argument, "the model has no routed experts to cache");
+  const weight_matrix* parts[3] = {&model_expert->gate_proj, &model_expert->up_proj, &model_expert->down_proj};
+  std::uint64_t offset = 0;
+  for (int p = 0; p < 3; ++p) {
+    store->part_offset_[static_cast<std::size_t>(p)] = offset;
+    offset = align_up(offset + static_cast<std::uint64_t>(parts[p]->rows * parts[p]->cols) * dtype_size(parts[p]->type));
+  }
+  for (int p = 0; p < 3; ++p) {
+    store->part_offset_[static_cast<std::size_t>(3 + p)] = offset;
+    if (parts[p]->quantized()) {
+      const std::uint64_t scale_bytes = static_cast<std::uint64_t>(
+          ((parts[p]->rows + parts[p]->block_rows - 1) / parts[p]->block_rows) * parts[p]->scale_cols()) *
+          dtype_size(parts[p]->scale_type);
+      offset = align_up(offset + scale_bytes);
+    }
+  }
+  store->slot_bytes_ = offset;
+
+  static constexpr const char* proj_names[3] = {"gate_proj", "up_proj", "down_proj"};
+  for (std::int64_t l = 0; l < layers; ++l) {
+    if (!weights.layers[static_cast<std::size_t>(l)].sparse) continue;
+    auto& layer_sources = store->sources_[static_cast<std::size_t>(l)];
+    layer_sources.resize(static_cast<std::size_t>(config.num_experts));
+    for (std::int64_t e = 0; e < config.num_experts; ++e) {
+      for (int p = 0; p < 3; ++p) {
+        const std::string base = fmt::format("model.layers.{}.mlp.experts.{}.{}", l, e, proj_names[p]);
+        QCODER_TRY(const tensor_info* w, ckpt.get(base + ".weight"));
+        source_tensor& src = layer_sources[static_cast<std::size_t>(e)][static_cast<std::size_t>(p)];
+        src.weight = w;
+        const std::uint64_t room = store->part_offset_[static_cast<std::size_t>(p + 1)] - store->part_offset_[static_cast<std::size_t>(p)];
+        if (w->type != parts[p]->type || w->elements() != parts[p]->rows * parts[p]->cols || w->bytes.size() > room) {
+          return fail(errc::corrupt_data, "{}: tensor '{}' differs in type or size from the other experts",
+                      w->file->string(), w->name);
+        }
+        if (parts[p]->quantized()) {
+          QCODER_TRY(src.scale, ckpt.get(base + ".weight_scale_inv"));
+          const std::uint64_t scale_room = (p < 2 ? store->part_offset_[static_cast<std::size_t>(4 + p)] : store->slot_bytes_) -
+                                           store->part_offset_[static_cast<std::size_t>(3 + p)];
+          if (src.scale->type != parts[p]->scale_type || src.scale->bytes.size() > scale_room) {
+            return fail(errc::corrupt_data, "{}: tensor '{}' differs in type or size from the other experts",
+                        src.scale->file->string(), src.scale->name);
+          }
+        }
+      }
+    }
+  }
+
+  // Budget → slots per layer (the same for every sparse layer; at least one).
+  const std::uint64_t per_layer = options.ram_budget / static_cast<std::uint64_t>(std::max<std::int64_t>(1, sparse_layers));
+  const std::int32_t slots = static_cast<std::int32_t>(
+      std::clamp<std::uint64_t>(per_layer / store->slot_bytes_, 1, static_cast<std::uint64_t>(config.num_experts)));
+  store->arena_bytes_ = store->slot_bytes_ * static_cast<std::uint64_t>(slots) * static_cast<std::uint64_t>(sparse_layers);
+  store->arena_.reset(static_cast<std::byte*>(std::aligned_alloc(4096, (store->arena_bytes_ + 4095) / 4096 * 4096)));
+  if (!store->arena_) return fail(errc::io_error, "cannot allocate {} bytes for the expert cache", store->arena_bytes_);
+  std::byte* next = store->arena_.get();
+  for (std::int64_t l = 0; l < layers; ++l) {
+    if (!weights.layers[static_cast<std::size_t>(l)].sparse) continue;
+    layer_pool& pool = store->pools_[static_cast<std::size_t>(l)];
+    pool.slots.resize(static_cast<std::size_t>(slots));
+    pool.where.assign(static_cast<std::size_t>(config.num_experts), -1);
+    QCODER_TRY(pool.policy, make_cache_policy(options.policy, static_cast<std::int32_t>(config.num_experts)));
+    for (slot& s : pool.slots) {
+      s.buffer = next;
+      s.view = store->view_of(l, next);
+      next += store->slot_bytes_;
+    }
+  }
+  for (int i = 0; i < std::max(1, options.loader_threads); ++i) {
+    store->loaders_.emplace_back([raw = store.get()] { raw->loader_loop(); });
+  }
+  spdlog::info("expert cache: {} slots per layer x {} layers x {:.1f} MB = {:.2f} GB ({} policy, prefetch {})",
+               slots, sparse_layers, static_cast<double>(store->slot_bytes_) / 1e6,
+               static_cast<double>(store->arena_bytes_) / 1e9, options.policy, options.prefetch ? "on" : "off");
+  return store;
+}
+
+expert_store::~expert_store() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  queued_.notify_all();
+  for (std::thread& t : loaders_) t.join();
+  for (auto& [path, fd] : files_) ::close(fd);
+}
+
+std::int32_t expert_store::slots(std::int64_t layer) const {
+  return static_cast<std::int32_t>(pools_[static_cast<std::size_t>(layer)].slots.size());
+}
+
+std::uint64_t expert_store::allocated_bytes() const { return arena_bytes_; }
+
+mlp_weights expert_store::view_of(std::int64_t layer, std::byte* buffer) const {
+  mlp_weights v = weights_->layers[static_cast<std::size_t>(layer)].moe.experts.front();
+  weight_matrix* parts[3] = {&v.gate_proj, &v.up_proj, &v.down_proj};
+  for (int p = 0; p < 3; ++p) {
+    parts[p]->data = buffer + part_offset_[static_cast<std::size_t>(p)];
+    if (parts[p]->quantized()) parts[p]->scales = buffer + part_offset_[static_cast<std::size_t>(3 + p)];
+  }
+  return v;
+}
+
+std::int32_t expert_store::claim_slot(layer_pool& pool, std::int64_t, std::span<const std::int32_t> keep) {
+  std::int32_t best_failed = -1;
+  thread_local std::vector<std::int32_t> candidates;  // grows once to the slot count
+  candidates.clear();
+  for (std::size_t i = 0; i < pool.slots.size(); ++i) {
+    slot& s = pool.slots[i];
+    if (s.state == slot_state::empty) return static_cast<std::int32_t>(i);
+    if (s.pins > 0 || s.state == slot_state::loading) continue;
+    if (s.state == slot_state::failed) {
+      best_failed = static_cast<std::int32_t>(i);
+      continue;
+    }
+    if (std::find(keep.begin(), keep.end(), s.expert) != keep.end()) continue;
+    candidates.push_back(s.expert);
+  }
+  std::int32_t index = best_failed;
+  if (index < 0) {
+    if (candidates.empty()) return -1;
+    const std::int32_t victim = pool.policy->victim(candidates, tick_);
+    index = pool.where[static_cast<std::size_t>(victim)];
+  }
+  slot& s = pool.slots[static_cast<std::size_t>(index)];
+  if (s.state == slot_state::ready) pool.policy->on_evict(s.expert);
+  pool.where[static_cast<std::size_t>(s.expert)] = -1;
+  s.expert = -1;
+  s.state = slot_state::empty;
+  s.speculative = false;
+  s.error.clear();
+  return index;
+}
+
+void expert_store::start_load(std::int64_t layer, std::int32_t slot_index, std::int32_t expert, bool speculative) {
+  layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
+  slot& s = pool.slots[static_cast<std::size_t>(slot_index)];
+  s.expert = expert;
+  s.state = slot_state::loading;
+  s.speculative = speculative;
+  pool.where[static_cast<std::size_t>(expert)] = slot_index;
+  pool.policy->on_insert(expert, tick_);
+  queue_.push_back({layer, slot_index});
+  queued_.notify_one();
+}
+
+void expert_store::request(std::int64_t layer, std::span<const std::int32_t> experts, bool speculative) {
+  std::lock_guard lock(mutex_);
+  layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
+  expert_layer_stats& st = stats_[static_cast<std::size_t>(layer)];
+  for (std::int32_t e : experts) {
+    if (speculative) pool.policy->on_predict(e, tick_);
+    const std::int32_t at = pool.where[static_cast<std::size_t>(e)];
+    if (at >= 0 && pool.slots[static_cast<std::size_t>(at)].state != slot_state::failed) {
+      if (!speculative) ++st.hits;
+      continue;
+    }
+    if (speculative) {
+      ++st.prefetches;
+    } else {
+      ++st.misses;
+    }
+    const std::int32_t index = claim_slot(pool, layer, experts);
+    if (index < 0) continue;  // every slot busy: acquire() loads it when one frees up
+    start_load(layer, index, e, speculative);
+  }
+}
+
+result<const mlp_weights*> expert_store::acquire(std::int64_t layer, std::int32_t expert) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_lock lock(mutex_);
+  layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
+  expert_layer_stats& st = stats_[static_cast<std::size_t>(layer)];
+  for (;;) {
+    std::int32_t at = pool.where[static_cast<std::size_t>(expert)];
+    if (at < 0) {
+      const std::int32_t keep[] = {expert};
+      at = claim_slot(pool, layer, keep);
+      if (at >= 0) {
+        start_load(layer, at, expert, false);
+      } else {
+        loaded_.wait(lock);  // every slot pinned or loading: wait for a release or a load
+      }
+      continue;
+    }
+    slot& s = pool.slots[static_cast<std::size_t>(at)];
+    if (s.state == slot_state::ready) {
+      ++s.pins;
+      if (s.speculative) {
+        ++st.prefetch_used;
+        s.speculative = false;
+      }
+      pool.policy->on_use(expert, tick_);
+      st.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return &s.view;
+    }
+    if (s.state == slot_state::failed) {
+      error err{errc::io_error, std::move(s.error)};
+      pool.where[static_cast<std::size_t>(expert)] = -1;
+      s.expert = -1;
+      s.state = slot_state::empty;
+      return err;
+    }
+    loaded_.wait(lock);
+  }
+}
+
+void expert_store::release(std::int64_t layer, std::int32_t expert) {
+  {
+    std::lock_guard lock(mutex_);
+    layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
+    const std::int32_t at = pool.where[static_cast<std::size_t>(expert)];
+    if (at >= 0 && pool.slots[static_cast<std::size_t>(at)].pins > 0) --pool.slots[static_cast<std::size_t>(at)].pins;
+  }
+  loaded_.notify_all();
+}
+
+expert_layer_stats expert_store::totals() const {
+  expert_layer_stats t;
+  for (const expert_layer_stats& s : stats_) {
+    t.hits += s.hits;
+    t.misses += s.misses;
+    t.prefetches += s.prefetches;
+    t.prefetch_used += s.prefetch_used;
+    t.bytes_read += s.bytes_read;
+    t.wait_seconds += s.wait_seconds;
+  }
+  return t;
+}
+
+void expert_store::loader_loop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    queued_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    const load_job job = queue_.front();
+    queue_.pop_front();
+    slot& s = pools_[static_cast<std::size_t>(job.layer)].slots[static_cast<std::size_t>(job.slot)];
+    const std::int32_t expert = s.expert;
+    std::byte* buffer = s.buffer;
+    lock.unlock();
+    result<void> read = read_expert(job.layer, expert, buffer);
+    lock.lock();
+    // The slot cannot have been reused meanwhile: loading slots are never evicted.
+    if (read) {
+      s.state = slot_state::ready;
+      stats_[static_cast<std::size_t>(job.layer)].bytes_read += slot_bytes_;
+    } else {
+      s.state = slot_state::failed;
+      s.error = read.err().message;
+      spdlog::error("expert cache: {}", s.error);
+    }
+    loaded_.notify_all();
+  }
+}
+
+result<void> expert_store::read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer) {
+  const auto& parts = sources_[static_cast<std::size_t>(layer)][static_cast<std::size_t>(expert)];
+  for (std::size_t p = 0; p < 3; ++p) {
+    const tensor_info* w = parts[p].weight;
+    QCODER_CHECK(read_range(*w->file, w->file_offset, std::span(buffer + part_offset_[p], w->bytes.size())));
+    if (const tensor_info* sc = parts[p].scale) {
+      QCODER_CHECK(read_range(*sc->file, sc->file_offset, std::span(buffer + part_offset_[3 + p], sc->bytes.size())));
+    }
+  }
+  return ok();
+}
+
+result<void> expert_store::read_range(const std::filesystem::path& file, std::uint64_t offset, std::span<std::byte> out) {
+  // Two attempts: the second reopens the file, so a shard that was replaced (or came back) is read afresh.
+  std::string last_error;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = -1;
+    {
+      std::lock_guard lock(files_mutex_);
+      auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) { return f.first == file; });
+      if (it != files_.end() && attempt > 0) {
+        ::close(it->second);
+        files_.erase(it);
+        it = files_.end();
+      }
+      if (it == files_.end()) {
+        fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+          last_error = fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno));
+          continue;
+        }
+        files_.emplace_back(file, fd);
+      } else {
+        fd = it->second;
+      }
+    }
+    std::size_t done = 0;
+    errno = 0;
+    while (done < out.size()) {
+      const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    if (done == out.size()) {
+      // The budget is the real cost: do not leave a second copy in the OS page cache.
+      ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(out.size()), POSIX_FADV_DONTNEED);
+      return ok();
+    }
+    last_error = fmt::format("{}: read {} of {} bytes at offset {} (file truncated or unreadable: {})", file.string(),
+                             done, out.size(), offset, errno != 0 ? std::strerror(errno) : "end of file");
+  }
+  return fail(errc::io_error, "{}", last_error);
+}
+
+}  // namespace qcoder::engine

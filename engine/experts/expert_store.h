@@ -1,0 +1,135 @@
+// The host tier of the expert store: routed experts live in a bounded pool of RAM slots per layer and are
+// read on demand from the checkpoint's own safetensors files (no re-extracted copy), by loader threads.
+//
+// One expert of one layer (gate, up and down weights with their FP8 scales) is the unit; a slot holds one,
+// byte for byte as stored, so results are bitwise identical to reading the mapped file. Reads use pread
+// and then drop the file's pages from the OS cache (posix_fadvise DONTNEED): with a budget set, the budget
+// is the memory the experts really cost. Which expert leaves a full pool is the layer's cache_policy.
+//
+// Use, per layer: request() the experts a chunk needs (and, speculatively, the next layer's predicted
+// ones), then acquire() each before computing with it and release() after. acquire waits for its load and
+// reports a read error (missing or truncated shard) as an error; the slot is then free again, so a later
+// request retries (reopening the file).
+// Thread-safety: request/acquire/release/stats are called by the inference thread; loader threads work
+// in the background; everything shared is guarded by one mutex.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/experts/cache_policy.h"
+#include "engine/model/qwen3_next_weights.h"
+#include "engine/model_config.h"
+
+namespace qcoder::engine {
+
+struct expert_store_options {
+  std::uint64_t ram_budget = 0;   // bytes for all layers' slots; at least one slot per layer is kept
+  std::string policy = "lru";
+  int loader_threads = 2;
+  bool prefetch = true;           // speculative loads from the next layer's router
+};
+
+struct expert_layer_stats {
+  std::uint64_t hits = 0;               // expert resident (or already loading) when requested for use
+  std::uint64_t misses = 0;             // had to be read
+  std::uint64_t prefetches = 0;         // speculative loads issued
+  std::uint64_t prefetch_used = 0;      // speculative loads that a later use hit
+  std::uint64_t bytes_read = 0;
+  double wait_seconds = 0.0;            // time acquire() blocked the compute
+};
+
+class expert_store {
+ public:
+  // `weights` gives each expert's tensors (views into the checkpoint; used for their file locations only).
+  static result<std::unique_ptr<expert_store>> create(const checkpoint& ckpt, const model_config& config,
+                                                      const qwen3_next_weights& weights,
+                                                      const expert_store_options& options);
+  ~expert_store();
+  expert_store(const expert_store&) = delete;
+  expert_store& operator=(const expert_store&) = delete;
+
+  std::int32_t slots(std::int64_t layer) const;
+  std::uint64_t expert_bytes() const { return slot_bytes_; }
+  std::uint64_t allocated_bytes() const;
+
+  // Starts loading those of `experts` that are not resident, as far as free or evictable slots allow
+  // (never evicting an expert of the same call or one in use). Speculative requests count as prefetches.
+  void request(std::int64_t layer, std::span<const std::int32_t> experts, bool speculative);
+  // Waits until `expert` is resident and pins it; the view stays valid until release().
+  result<const mlp_weights*> acquire(std::int64_t layer, std::int32_t expert);
+  void release(std::int64_t layer, std::int32_t expert);
+  // Marks the start of the next token (the policies' clock).
+  void next_token() { ++tick_; }
+
+  const std::vector<expert_layer_stats>& stats() const { return stats_; }
+  expert_layer_stats totals() const;
+  const expert_store_options& options() const { return options_; }
+
+ private:
+  enum class slot_state { empty, loading, ready, failed };
+  struct slot {
+    std::int32_t expert = -1;
+    slot_state state = slot_state::empty;
+    int pins = 0;
+    bool speculative = false;  // loaded by a prefetch and not used yet
+    std::byte* buffer = nullptr;
+    mlp_weights view;          // into buffer
+    std::string error;         // with state failed
+  };
+  struct layer_pool {
+    std::vector<slot> slots;
+    std::vector<std::int32_t> where;  // expert → slot index, -1 when not resident
+    std::unique_ptr<cache_policy> policy;
+  };
+  struct source_tensor {
+    const tensor_info* weight = nullptr;
+    const tensor_info* scale = nullptr;  // FP8 only
+  };
+  struct load_job {
+    std::int64_t layer;
+    std::int32_t slot;
+  };
+
+  expert_store() = default;
+  // Finds a slot for `expert` (free, else a victim); -1 when every slot is busy. Caller holds the mutex.
+  std::int32_t claim_slot(layer_pool& pool, std::int64_t layer, std::span<const std::int32_t> keep);
+  void start_load(std::int64_t layer, std::int32_t slot_index, std::int32_t expert, bool speculative);
+  void loader_loop();
+  result<void> read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer);
+  result<void> read_range(const std::filesystem::path& file, std::uint64_t offset, std::span<std::byte> out);
+  mlp_weights view_of(std::int64_t layer, std::byte* buffer) const;
+
+  expert_store_options options_;
+  const qwen3_next_weights* weights_ = nullptr;
+  std::int64_t experts_per_layer_ = 0;
+  std::uint64_t slot_bytes_ = 0;
+  // Offsets of the six parts inside a slot buffer: gate, up, down weights, then their scales.
+  std::array<std::uint64_t, 6> part_offset_{};
+  std::vector<std::vector<std::array<source_tensor, 3>>> sources_;  // [layer][expert][gate, up, down]
+  std::vector<layer_pool> pools_;
+  std::vector<expert_layer_stats> stats_;
+  std::uint64_t tick_ = 0;
+  std::unique_ptr<std::byte, void (*)(void*)> arena_{nullptr, std::free};
+  std::uint64_t arena_bytes_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable loaded_;   // a load finished (acquire waits on it)
+  std::condition_variable queued_;   // a job arrived or stop (loaders wait on it)
+  std::deque<load_job> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> loaders_;
+  // Open file descriptors by path, reopened after a read error.
+  std::mutex files_mutex_;
+  std::vector<std::pair<std::filesystem::path, int>> files_;
+};
+
+}  // namespace qcoder::engine

@@ -1,0 +1,1 @@
+#include "engine/experts/cache_policy.h"

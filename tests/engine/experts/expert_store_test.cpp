@@ -1,0 +1,104 @@
+// The expert cache must not change a single bit of the logits, whatever its size: down to one expert per
+// layer (fewer slots than the experts a token needs), with and without prefetch, prefill and decode.
+#include "engine/experts/expert_store.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/model/qwen3_next.h"
+
+namespace qcoder::engine {
+namespace {
+namespace fs = std::filesystem;
+
+const fs::path data_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next";
+
+std::vector<std::int32_t> long_prompt() {
+  std::ifstream in(data_dir / "golden" / "prompts.json");
+  return nlohmann::json::parse(in)[3].get<std::vector<std::int32_t>>();
+}
+
+std::unique_ptr<qwen3_next> load(const fs::path& dir, std::uint64_t budget, bool prefetch = true,
+                                 const std::string& policy = "lru") {
+  model_options options;
+  options.threads = 2;
+  options.max_batch = 64;
+  options.experts.ram_budget = budget;
+  options.experts.prefetch = prefetch;
+  options.experts.policy = policy;
+  result<std::unique_ptr<qwen3_next>> model = qwen3_next::load(dir, options);
+  EXPECT_TRUE(model) << (model ? "" : model.err().message);
+  return model ? std::move(model).value() : nullptr;
+}
+
+// Logits of the prompt as one prefill and then as 40 single-token steps.
+std::vector<float> run(qwen3_next& model, const std::vector<std::int32_t>& ids) {
+  const std::int64_t vocab = model.config().vocab_size;
+  std::vector<float> out(ids.size() * static_cast<std::size_t>(vocab) + 40 * static_cast<std::size_t>(vocab));
+  sequence_state prefill = model.new_state(static_cast<std::int64_t>(ids.size()));
+  EXPECT_TRUE(model.forward(ids, prefill, out.data(), logits_mode::all));
+  sequence_state step = model.new_state(40);
+  for (std::size_t t = 0; t < 40; ++t) {
+    EXPECT_TRUE(model.forward(std::span(ids.data() + t, 1), step,
+                              out.data() + (ids.size() + t) * static_cast<std::size_t>(vocab), logits_mode::last));
+  }
+  return out;
+}
+
+class ExpertStoreTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ExpertStoreTest, AnyBudgetGivesBitwiseIdenticalLogits) {
+  const fs::path dir = data_dir / GetParam();
+  const auto ids = long_prompt();
+  auto reference_model = load(dir, 0);
+  ASSERT_TRUE(reference_model);
+  ASSERT_EQ(reference_model->experts(), nullptr);
+  const std::vector<float> want = run(*reference_model, ids);
+
+  auto probe = load(dir, 1);
+  ASSERT_TRUE(probe);
+  const std::uint64_t expert = probe->experts()->expert_bytes();
+  const std::int64_t sparse_layers = probe->config().num_hidden_layers;
+  struct budget_case {
+    std::uint64_t bytes;
+    std::int32_t slots;
+    bool prefetch;
+  };
+  for (const budget_case& b : {budget_case{1, 1, true}, budget_case{1, 1, false},
+                               budget_case{3 * expert * sparse_layers, 3, true},
+                               budget_case{1000 * expert * sparse_layers, 16, true}}) {
+    auto model = load(dir, b.bytes, b.prefetch);
+    ASSERT_TRUE(model);
+    ASSERT_NE(model->experts(), nullptr);
+    EXPECT_EQ(model->experts()->slots(0), b.slots);
+    const std::vector<float> got = run(*model, ids);
+    EXPECT_TRUE(got == want) << GetParam() << ": " << b.slots << " slots, prefetch " << b.prefetch;
+    const expert_layer_stats total = model->experts()->totals();
+    EXPECT_GT(total.misses, 0u);
+    EXPECT_EQ(total.bytes_read % model->experts()->expert_bytes(), 0u);
+    EXPECT_GE(total.bytes_read / expert, total.misses - total.prefetches);
+    if (b.slots == 16) {
+      EXPECT_LE(total.misses, static_cast<std::uint64_t>(16 * sparse_layers));  // everything fits: each read once
+    }
+    if (!b.prefetch) {
+      EXPECT_EQ(total.prefetches, 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, ExpertStoreTest, ::testing::Values("bf16", "fp8"));
+
+TEST(ExpertStore, UnknownPolicyIsAClearError) {
+  model_options options;
+  options.experts.ram_budget = 1;
+  options.experts.policy = "no-such-policy";
+  result<std::unique_ptr<qwen3_next>> model = qwen3_next::load(data_dir / "bf16", options);
+  ASSERT_FALSE(model);
+  EXPECT_NE(model.err().message.find("no-such-policy"), std::string::npos) << model.err().message;
+}
+
+}  // namespace
+}  // namespace qcoder::engine

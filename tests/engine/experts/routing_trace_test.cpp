@@ -1,0 +1,1 @@
+#include "engine/experts/routing_trace.h"
