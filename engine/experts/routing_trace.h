@@ -89,9 +89,9 @@ struct synthetic_trace_options {
   std::int32_t top_k = 10;
   std::int32_t tokens = 4096;
   std::uint64_t seed = 1;
-  double skew = 0.0;                 // popularity exponent (0: uniform); set by the calibration
-  double locality = 0.0;             // probability a pick repeats a recent token's expert
-  std::int32_t window = 1;           // how many recent tokens "recent" means
+  double skew = 0.95;                // popularity exponent (0: uniform)
+  double locality = 0.48;            // probability a pick repeats a recent token's expert
+  std::int32_t window = 18;          // how many recent tokens "recent" means
   double prediction_accuracy = 0.75; // fraction of a layer's experts the prediction gets right
 };
 result<routing_trace> make_synthetic_trace(const synthetic_trace_options& options);

@@ -9,8 +9,12 @@
 // per-head work is split over its threads.
 #include "engine/model/qwen3_next.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include <spdlog/spdlog.h>
@@ -123,12 +127,91 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
   }
   QCODER_TRY(checkpoint ckpt, checkpoint::open(dir));
   QCODER_TRY(qwen3_next_weights weights, qwen3_next_weights::bind(ckpt, config));
-  if (options.mlock) QCODER_CHECK(ckpt.lock_in_memory());
+  const bool cached_experts = options.experts.ram_budget > 0 && config.num_experts > 0;
+  if (options.mlock && !cached_experts) QCODER_CHECK(ckpt.lock_in_memory());
   std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
-  if (options.experts.ram_budget > 0 && model->config_.num_experts > 0) {
+  if (cached_experts) {
+    QCODER_CHECK(model->copy_resident_weights(options.mlock));
     QCODER_TRY(model->store_, expert_store::create(model->checkpoint_, model->config_, model->weights_, options.experts));
   }
   return model;
+}
+
+result<void> qwen3_next::copy_resident_weights(bool lock) {
+  // Two passes over every resident view: size the arena, then copy and repoint.
+  constexpr std::uint64_t align = 64;
+  std::uint64_t total = 0;
+  std::byte* next = nullptr;
+  auto place = [&](const void*& data, std::uint64_t bytes) {
+    if (data == nullptr || bytes == 0) return;
+    if (next == nullptr) {
+      total += (bytes + align - 1) / align * align;
+      return;
+    }
+    std::memcpy(next, data, bytes);
+    data = next;
+    next += (bytes + align - 1) / align * align;
+  };
+  auto matrix = [&](weight_matrix& w) {
+    place(w.data, static_cast<std::uint64_t>(w.rows * w.cols) * dtype_size(w.type));
+    if (w.quantized()) {
+      place(w.scales, static_cast<std::uint64_t>(((w.rows + w.block_rows - 1) / w.block_rows) * w.scale_cols()) *
+                          dtype_size(w.scale_type));
+    }
+  };
+  auto vector = [&](weight_vector& v) { place(v.data, static_cast<std::uint64_t>(v.size) * dtype_size(v.type)); };
+  auto mlp = [&](mlp_weights& m) {
+    matrix(m.gate_proj);
+    matrix(m.up_proj);
+    matrix(m.down_proj);
+  };
+  const bool tied = weights_.lm_head.data == weights_.embed_tokens.data;
+  auto visit = [&] {
+    matrix(weights_.embed_tokens);
+    if (!tied) matrix(weights_.lm_head);
+    vector(weights_.final_norm);
+    for (layer_weights& l : weights_.layers) {
+      vector(l.input_layernorm);
+      vector(l.post_attention_layernorm);
+      if (l.kind == layer_kind::full_attention) {
+        matrix(l.attention.q_proj);
+        matrix(l.attention.k_proj);
+        matrix(l.attention.v_proj);
+        matrix(l.attention.o_proj);
+        vector(l.attention.q_norm);
+        vector(l.attention.k_norm);
+      } else {
+        matrix(l.deltanet.in_proj_qkvz);
+        matrix(l.deltanet.in_proj_ba);
+        vector(l.deltanet.conv1d);
+        vector(l.deltanet.a_log);
+        vector(l.deltanet.dt_bias);
+        vector(l.deltanet.norm);
+        matrix(l.deltanet.out_proj);
+      }
+      if (l.sparse) {
+        matrix(l.moe.router);
+        mlp(l.moe.shared_expert);
+        matrix(l.moe.shared_expert_gate);
+      } else {
+        mlp(l.dense);
+      }
+    }
+  };
+  visit();
+  resident_.reset(static_cast<std::byte*>(std::aligned_alloc(4096, (total + 4095) / 4096 * 4096)));
+  if (!resident_) return fail(errc::io_error, "cannot allocate {} bytes for the resident weights", total);
+  next = resident_.get();
+  visit();
+  if (tied) weights_.lm_head = weights_.embed_tokens;
+  resident_bytes_ = total;
+  if (lock && ::mlock(resident_.get(), total) != 0) {
+    return fail(errc::io_error, "cannot lock the {} bytes of resident weights in memory: {} (raise `ulimit -l`)", total,
+                std::strerror(errno));
+  }
+  spdlog::info("resident weights: {:.2f} GB copied into process memory{}", static_cast<double>(total) / 1e9,
+               lock ? " and locked" : "");
+  return ok();
 }
 
 result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits,

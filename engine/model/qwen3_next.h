@@ -50,6 +50,8 @@ class qwen3_next {
   sequence_state new_state(std::int64_t capacity_tokens) const { return sequence_state(config_, capacity_tokens); }
   // The expert cache, or nullptr when the experts are used from the mapped files.
   const expert_store* experts() const { return store_.get(); }
+  // Bytes of resident weights copied into process memory (0 without the expert cache).
+  std::uint64_t owned_resident_bytes() const { return resident_bytes_; }
 
   // Runs `tokens` after what `state` holds and writes logits per `mode`. Errors: a token id out of range,
   // the state's capacity exceeded (nothing is changed), or cancellation through `stop` (checked between
@@ -77,8 +79,15 @@ class qwen3_next {
   qwen3_next_weights weights_;
   model_options options_;
   cpu::cpu_backend backend_;
+  // With the expert cache, the resident weights (everything but routed experts) are copied into this
+  // arena at load: memory the process owns stays warm when the process idles, and the model files are
+  // then only read through the store, so a shard truncated under us is an error, never a SIGBUS.
+  result<void> copy_resident_weights(bool lock);
+
   std::unique_ptr<buffers> buf_;
   std::unique_ptr<expert_store> store_;
+  std::unique_ptr<std::byte, void (*)(void*)> resident_{nullptr, std::free};
+  std::uint64_t resident_bytes_ = 0;
 };
 
 }  // namespace qcoder::engine

@@ -117,14 +117,14 @@ int run_bench_decode(args_view args) {
     }
   }
 
-  const engine::expert_layer_stats experts_before =
-      model.experts() != nullptr ? model.experts()->totals() : engine::expert_layer_stats{};
   const long faults_before = major_faults();
   engine::sequence_state state = model.new_state(prompt_tokens + tokens + 1);
   auto t0 = std::chrono::steady_clock::now();
   if (result<void> r = model.forward(prompt, state, logits.data(), engine::logits_mode::last); !r) return fail_with(r);
   const double prefill_s = seconds_since(t0);
 
+  const engine::expert_layer_stats experts_before =
+      model.experts() != nullptr ? model.experts()->totals() : engine::expert_layer_stats{};
   t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < tokens; ++i) {
     const std::int32_t next[] = {engine::argmax(logits.data(), c.vocab_size)};
