@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -109,12 +110,21 @@ inline const std::array<float, 256>& f8_e4m3_table() {
 
 inline float f8_e4m3_to_f32(std::uint8_t v) { return f8_e4m3_table()[v]; }
 
+// Element i of an array of T that may sit at any byte address: safetensors does not align tensor data, so
+// every load goes through memcpy (a plain load on x86, and defined behaviour everywhere).
+template <typename T>
+inline T load_unaligned(const void* data, std::size_t i) {
+  T value;
+  std::memcpy(&value, static_cast<const std::byte*>(data) + i * sizeof(T), sizeof(T));
+  return value;
+}
+
 // Reads element i of a buffer of type t as float (reference path; kernels use vector conversions).
 inline float load_as_f32(dtype t, const void* data, std::size_t i) {
   switch (t) {
-    case dtype::f32: return static_cast<const float*>(data)[i];
-    case dtype::f16: return f16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
-    case dtype::bf16: return bf16_to_f32(static_cast<const std::uint16_t*>(data)[i]);
+    case dtype::f32: return load_unaligned<float>(data, i);
+    case dtype::f16: return f16_to_f32(load_unaligned<std::uint16_t>(data, i));
+    case dtype::bf16: return bf16_to_f32(load_unaligned<std::uint16_t>(data, i));
     case dtype::f8_e4m3: return f8_e4m3_to_f32(static_cast<const std::uint8_t*>(data)[i]);
   }
   return 0.0f;

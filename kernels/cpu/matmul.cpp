@@ -16,16 +16,12 @@ void dequantize_row(float* dst, const weight_matrix& w, std::int64_t r) {
     case dtype::f32:
       std::memcpy(dst, static_cast<const float*>(w.data) + base, static_cast<std::size_t>(w.cols) * sizeof(float));
       break;
-    case dtype::f16: {
-      const auto* src = static_cast<const std::uint16_t*>(w.data) + base;
-      for (std::int64_t c = 0; c < w.cols; ++c) dst[c] = f16_to_f32(src[c]);
+    case dtype::f16:
+      for (std::int64_t c = 0; c < w.cols; ++c) dst[c] = f16_to_f32(load_unaligned<std::uint16_t>(w.data, base + c));
       break;
-    }
-    case dtype::bf16: {
-      const auto* src = static_cast<const std::uint16_t*>(w.data) + base;
-      for (std::int64_t c = 0; c < w.cols; ++c) dst[c] = bf16_to_f32(src[c]);
+    case dtype::bf16:
+      for (std::int64_t c = 0; c < w.cols; ++c) dst[c] = bf16_to_f32(load_unaligned<std::uint16_t>(w.data, base + c));
       break;
-    }
     case dtype::f8_e4m3: {
       const auto* src = static_cast<const std::uint8_t*>(w.data) + base;
       const std::array<float, 256>& table = f8_e4m3_table();
