@@ -381,6 +381,10 @@ std::uint64_t checkpoint::total_bytes() const {
   return n;
 }
 
+void checkpoint::release_pages() const {
+  for (const auto& mapping : mappings_) mapping->release_pages();
+}
+
 result<void> checkpoint::lock_in_memory() const {
   for (std::size_t i = 0; i < mappings_.size(); ++i) {
     if (result<void> locked = mappings_[i]->lock(); !locked) {

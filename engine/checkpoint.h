@@ -70,6 +70,9 @@ class checkpoint {
 
   // Asks the kernel to keep the mappings resident (mlock). Error when the limit does not allow it.
   result<void> lock_in_memory() const;
+  // Unmaps the pages this process has touched (after the weights were copied elsewhere), so they no longer
+  // count in its memory; tensor views stay valid and page in again if used.
+  void release_pages() const;
 
  private:
   checkpoint() = default;

@@ -65,4 +65,8 @@ void mapped_file::unlock() const {
   if (size_ != 0) ::munlock(data_, size_);
 }
 
+void mapped_file::release_pages() const {
+  if (size_ != 0) ::madvise(const_cast<std::byte*>(data_), size_, MADV_DONTNEED);
+}
+
 }  // namespace qcoder::engine

@@ -32,6 +32,8 @@ class mapped_file {
   // available memory does not allow it; nothing stays locked then.
   result<void> lock() const;
   void unlock() const;
+  // Drops this process's mapping of the pages (they are read again from the file if touched later).
+  void release_pages() const;
 
  private:
   mapped_file(std::filesystem::path path, const std::byte* data, std::size_t size)

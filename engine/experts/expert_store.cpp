@@ -182,7 +182,12 @@ void expert_store::start_load(std::int64_t layer, std::int32_t slot_index, std::
   s.speculative = speculative;
   pool.where[static_cast<std::size_t>(expert)] = slot_index;
   pool.policy->on_insert(expert, tick_);
-  queue_.push_back({layer, slot_index});
+  // Demand loads go ahead of speculative ones: the compute is waiting for them now.
+  if (speculative) {
+    queue_.push_back({layer, slot_index});
+  } else {
+    queue_.push_front({layer, slot_index});
+  }
   queued_.notify_one();
 }
 

@@ -205,6 +205,7 @@ result<void> qwen3_next::copy_resident_weights(bool lock) {
   visit();
   if (tied) weights_.lm_head = weights_.embed_tokens;
   resident_bytes_ = total;
+  checkpoint_.release_pages();  // the copy is what we use now
   if (lock && ::mlock(resident_.get(), total) != 0) {
     return fail(errc::io_error, "cannot lock the {} bytes of resident weights in memory: {} (raise `ulimit -l`)", total,
                 std::strerror(errno));
