@@ -10,6 +10,10 @@ QCODER_APT_PACKAGES=(
   neovim nodejs npm
 )
 
+# ccache keys on relative paths below the checkout, so a fresh clone elsewhere (CI) reuses earlier builds.
+export CCACHE_BASEDIR="$QCODER_ROOT"
+export CCACHE_NOHASHDIR=1
+
 log() { printf '\033[1m[qcoder]\033[0m %s\n' "$*" >&2; }
 
 as_root() {

@@ -9,26 +9,15 @@
 #include <string>
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
+
+#include "tests/lsp/cli/run_qcoder.h"
 
 namespace {
 
-struct run_result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
+using qcoder::testing_support::run_result;
 
-// `env_prefix` is put before the binary, e.g. "env HOME=/x".
 run_result run(const std::string& args, bool merge_stderr = true, const std::string& env_prefix = "") {
-  const std::string command = env_prefix + " " + std::string(QCODER_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  run_result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) r.out.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return qcoder::testing_support::run_qcoder(args, merge_stderr, env_prefix);
 }
 
 TEST(QcoderBinary, HelpListsCommands) {

@@ -9,7 +9,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
+
+#include "tests/lsp/cli/run_qcoder.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -19,21 +20,10 @@ using testing::HasSubstr;
 const std::string tiny_tokenizer = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/bf16/tokenizer.json";
 const std::string tiny_cases = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/tokenizer-cases.jsonl";
 
-struct run_result {
-  int exit_code = -1;
-  std::string out;
-};
+using qcoder::testing_support::run_result;
 
 run_result run(const std::string& args, bool merge_stderr = false) {
-  const std::string command = std::string(QCODER_BINARY) + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  run_result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) r.out.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  return qcoder::testing_support::run_qcoder(args, merge_stderr);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
