@@ -69,6 +69,14 @@ TEST(QcoderBinary, InfoWithoutModelSaysWhereItLookedAndFails) {
   EXPECT_NE(r.out.find("/nonexistent-qcoder-home/.cache/huggingface/hub"), std::string::npos) << r.out;
 }
 
+TEST(QcoderBinary, InfoDescribesAModel) {
+  const run_result r = run("info --model " + std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8", false);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("FP8 e4m3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("8 (6 Gated DeltaNet, 2 gated attention)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("16 per layer, top-4"), std::string::npos) << r.out;
+}
+
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
