@@ -15,8 +15,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "kernels/cpu/delta_rule.h"
@@ -115,9 +117,66 @@ qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights 
   f.predicted.reserve(static_cast<std::size_t>(k));
   f.prediction = floats(c.num_experts);
   f.final_norm = floats(b * h);
+
+  if (!options.routing_trace_path.empty() && c.num_experts > 0) {
+    std::int32_t moe_layers = 0;
+    moe_ordinal_.assign(static_cast<std::size_t>(c.num_hidden_layers), -1);
+    for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if (weights_.layers[static_cast<std::size_t>(l)].sparse) moe_ordinal_[static_cast<std::size_t>(l)] = moe_layers++;
+    }
+    trace_ = std::make_unique<routing_trace>(moe_layers, static_cast<std::int32_t>(c.num_experts),
+                                             static_cast<std::int32_t>(k));
+    chunk_routes_.assign(static_cast<std::size_t>(moe_layers * b * k), 0);
+    chunk_predicted_.assign(static_cast<std::size_t>(moe_layers * k), -1);
+  }
 }
 
-qwen3_next::~qwen3_next() = default;
+qwen3_next::~qwen3_next() { write_reports(); }
+
+void qwen3_next::write_reports() const {
+  if (trace_ && !options_.routing_trace_path.empty()) {
+    if (result<void> r = write_routing_trace_file(*trace_, options_.routing_trace_path); !r) {
+      spdlog::error("routing trace: {}", r.err().message);
+    } else {
+      spdlog::info("routing trace of {} tokens written to {}", trace_->tokens(), options_.routing_trace_path);
+    }
+  }
+  if (!options_.stats_json_path.empty()) {
+    nlohmann::json layers = nlohmann::json::array();
+    if (store_) {
+      for (std::size_t l = 0; l < store_->stats().size(); ++l) {
+        const expert_layer_stats& s = store_->stats()[l];
+        if (!weights_.layers[l].sparse) continue;
+        layers.push_back({{"layer", l}, {"slots", store_->slots(static_cast<std::int64_t>(l))}, {"hits", s.hits},
+                          {"misses", s.misses}, {"prefetches", s.prefetches}, {"prefetch_used", s.prefetch_used},
+                          {"bytes_read", s.bytes_read}, {"wait_seconds", s.wait_seconds}});
+      }
+    }
+    const nlohmann::json out = {{"expert_cache", store_ != nullptr},
+                                {"policy", store_ ? store_->options().policy : ""},
+                                {"slot_bytes", store_ ? store_->expert_bytes() : 0},
+                                {"layers", layers}};
+    std::ofstream file(options_.stats_json_path, std::ios::trunc);
+    file << out.dump(1) << "\n";
+    if (!file) spdlog::error("cannot write statistics to {}", options_.stats_json_path);
+  }
+}
+
+void qwen3_next::record_routing(std::int64_t n) {
+  const std::int64_t k = config_.num_experts_per_tok;
+  const std::int64_t moe_layers = trace_->layers();
+  for (std::int64_t t = 0; t < n; ++t) {
+    if (result<void> r = trace_->begin_token(traced_tokens_++); !r) return;
+    for (std::int64_t m = 0; m < moe_layers; ++m) {
+      const std::int32_t* chosen = chunk_routes_.data() + (m * buf_->batch + t) * k;
+      const std::int32_t* predicted = chunk_predicted_.data() + m * k;
+      const bool has_prediction = n == 1 && predicted[0] >= 0;
+      (void)trace_->add_layer(std::span(chosen, static_cast<std::size_t>(k)),
+                              has_prediction ? std::span(predicted, static_cast<std::size_t>(k))
+                                             : std::span<const std::int32_t>());
+    }
+  }
+}
 
 result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path& dir, const model_options& options) {
   QCODER_TRY(model_config config, model_config::load(dir));
@@ -258,6 +317,7 @@ result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t 
   const float eps = static_cast<float>(c.rms_norm_eps);
   buffers& f = *buf_;
 
+  if (trace_) std::fill(chunk_predicted_.begin(), chunk_predicted_.end(), -1);
   for (std::int64_t t = 0; t < n; ++t) {  // embedding lookup, dequantised
     const std::int64_t row = tokens[t];
     for (std::int64_t i = 0; i < h; ++i) f.x[static_cast<std::size_t>(t * h + i)] = weights_.embed_tokens.at(row, i);
@@ -284,6 +344,7 @@ result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t 
   }
   state.advance(n);
   if (store_) store_->next_token();
+  if (trace_) record_routing(n);
 
   if (mode == logits_mode::none) return ok();
   const std::int64_t first = mode == logits_mode::last ? n - 1 : 0;
@@ -478,6 +539,10 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
     if (c.norm_topk_prob) {
       for (std::int64_t j = 0; j < k; ++j) weights[j] /= total;
     }
+    if (trace_) {
+      const std::int64_t m = moe_ordinal_[static_cast<std::size_t>(layer_index)];
+      std::copy(ids, ids + k, chunk_routes_.data() + (m * f.batch + t) * k);
+    }
   }
   std::partial_sum(f.expert_offsets.begin(), f.expert_offsets.end(), f.expert_offsets.begin());
 
@@ -506,12 +571,16 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
   if (store_) store_->request(layer_index, std::span(f.active).first(std::min(group, f.active.size())), false);
   cpu::silu_glu(f.shared_gate.data(), f.shared_gate.data(), f.shared_up.data(), n * shared_inner);
   backend_.matmul(f.shared_down.data(), f.shared_gate.data(), moe.shared_expert.down_proj, n);
-  if (store_ && store_->options().prefetch && n == 1) {
+  if (((store_ && store_->options().prefetch) || trace_) && n == 1) {
     // Speculative prefetch: the next sparse layer's router on this hidden state predicts its experts.
     for (std::int64_t next = layer_index + 1; next < c.num_hidden_layers; ++next) {
       if (!weights_.layers[static_cast<std::size_t>(next)].sparse) continue;
       predict_experts(next, f.predicted);
-      store_->request(next, f.predicted, true);
+      if (store_ && store_->options().prefetch) store_->request(next, f.predicted, true);
+      if (trace_) {
+        std::copy(f.predicted.begin(), f.predicted.end(),
+                  chunk_predicted_.data() + moe_ordinal_[static_cast<std::size_t>(next)] * c.num_experts_per_tok);
+      }
       break;
     }
   }

@@ -14,6 +14,7 @@
 
 #include "engine/checkpoint.h"
 #include "engine/experts/expert_store.h"
+#include "engine/experts/routing_trace.h"
 #include "engine/memory/sequence_state.h"
 #include "engine/model/qwen3_next_weights.h"
 #include "engine/model_config.h"
@@ -28,6 +29,10 @@ struct model_options {
   // Routed experts: with experts.ram_budget > 0 they are read into a bounded cache instead of being used
   // from the mapped files (see expert_store).
   expert_store_options experts;
+  // Files written when the model is destroyed: the routing of every token (for `bench expert-cache
+  // --trace`) and the expert cache's per-layer statistics. Empty: not written.
+  std::string routing_trace_path;
+  std::string stats_json_path;
 };
 
 enum class logits_mode {
@@ -87,6 +92,15 @@ class qwen3_next {
   std::unique_ptr<buffers> buf_;
   std::unique_ptr<expert_store> store_;
   std::unique_ptr<std::byte, void (*)(void*)> resident_{nullptr, std::free};
+  // Routing trace (with options_.routing_trace_path): the chunk's choices per MoE layer are buffered, then
+  // appended token by token when the chunk is done.
+  void record_routing(std::int64_t n);
+  void write_reports() const;
+  std::unique_ptr<routing_trace> trace_;
+  std::vector<std::int32_t> moe_ordinal_;      // layer → index among MoE layers, -1 for dense layers
+  std::vector<std::int32_t> chunk_routes_;     // [moe layers, max_batch, k]
+  std::vector<std::int32_t> chunk_predicted_;  // [moe layers, k] (decode only), -1 when none
+  std::uint64_t traced_tokens_ = 0;
   std::uint64_t resident_bytes_ = 0;
 };
 

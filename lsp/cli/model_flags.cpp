@@ -22,6 +22,9 @@ void model_flags::add_to(arg_parser& parser) {
                 &expert_cache_ram);
   parser.option("expert-policy", "NAME", "expert cache replacement policy", &expert_policy);
   parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts", &no_prefetch);
+  parser.option("trace-routing", "FILE", "write every token's expert choices (for `bench expert-cache --trace`)",
+                &trace_routing);
+  parser.option("stats-json", "FILE", "write the expert cache's per-layer statistics at exit", &stats_json);
 }
 
 // Bytes of RAM for the expert cache: 0 means none (experts used from the mapped files).
@@ -58,6 +61,8 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
   QCODER_TRY(options.experts.ram_budget, expert_budget(where.dir));
   options.experts.policy = expert_policy;
   options.experts.prefetch = !no_prefetch;
+  options.routing_trace_path = trace_routing;
+  options.stats_json_path = stats_json;
   options.threads = threads;
   options.mlock = mlock;
   options.max_batch = batch;

@@ -23,6 +23,8 @@ struct model_flags {
   std::string expert_cache_ram = "none";  // SIZE, "auto" or "none"
   std::string expert_policy = "lru";
   bool no_prefetch = false;
+  std::string trace_routing;  // FILE: the routing of every token, written at exit
+  std::string stats_json;     // FILE: expert cache statistics per layer, written at exit
 
   void add_to(arg_parser& parser);
   result<std::unique_ptr<engine::qwen3_next>> load() const;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/experts/routing_trace.h"
 #include "engine/make_model.h"
 #include "engine/model/qwen3_next.h"
 
@@ -131,6 +132,44 @@ TEST(ExpertStore, TruncatedShardFailsTheRequestAndRecoversWhenTheFileIsBack) {
   EXPECT_TRUE(after == before);
   model.reset();
   fs::remove_all(dir);
+}
+
+TEST(ExpertStore, RoutingTraceAndStatisticsAreWrittenAtExit) {
+  const fs::path trace_path = fs::temp_directory_path() / "qcoder-routing-trace-test.jsonl";
+  const fs::path stats_path = fs::temp_directory_path() / "qcoder-expert-stats-test.json";
+  {
+    model_options options;
+    options.threads = 2;
+    options.experts.ram_budget = 1;
+    options.routing_trace_path = trace_path.string();
+    options.stats_json_path = stats_path.string();
+    result<std::unique_ptr<qwen3_next>> model = qwen3_next::load(data_dir / "fp8", options);
+    ASSERT_TRUE(model) << model.err().message;
+    sequence_state state = (*model)->new_state(8);
+    std::vector<float> logits(static_cast<std::size_t>((*model)->config().vocab_size));
+    const std::vector<std::int32_t> prompt = {3, 1, 4, 1, 5};
+    ASSERT_TRUE((*model)->forward(prompt, state, logits.data(), logits_mode::last));
+    for (std::int32_t id : {9, 2, 6}) {
+      const std::int32_t one[] = {id};
+      ASSERT_TRUE((*model)->forward(one, state, logits.data(), logits_mode::last));
+    }
+  }
+  result<routing_trace> trace = read_routing_trace_file(trace_path.string());
+  ASSERT_TRUE(trace) << trace.err().message;
+  EXPECT_EQ(trace->tokens(), 8u);
+  EXPECT_EQ(trace->layers(), 8);
+  EXPECT_EQ(trace->top_k(), 4);
+  EXPECT_TRUE(trace->has_predictions());
+  EXPECT_TRUE(trace->predicted(0, 1).empty());       // prefill tokens carry no prediction
+  EXPECT_EQ(trace->predicted(6, 1).size(), 4u);      // decode tokens do, from layer 1 on
+  EXPECT_TRUE(trace->predicted(6, 0).empty());
+  std::ifstream stats_file(stats_path);
+  const nlohmann::json stats = nlohmann::json::parse(stats_file);
+  EXPECT_TRUE(stats["expert_cache"].get<bool>());
+  EXPECT_EQ(stats["layers"].size(), 8u);
+  EXPECT_GT(stats["layers"][0]["misses"].get<std::uint64_t>(), 0u);
+  fs::remove(trace_path);
+  fs::remove(stats_path);
 }
 
 TEST(ExpertStore, UnknownPolicyIsAClearError) {
