@@ -119,6 +119,27 @@ TEST(Matmul, Avx2MatchesReference) {
   check_kernel(matmul_rows_avx2, "avx2");
 }
 
+TEST(Matmul, Fp8DecodeHandlesHugeAndTinyActivations) {
+  // Decode moves x up by up to 2^120 before multiplying with FP8 bits read as 2^-120-scaled floats; that
+  // must hold for activations far from 1 in both directions, with E4M3 subnormal weights included.
+  std::mt19937 rng(11);
+  random_matrix m = make_matrix(dtype::f8_e4m3, 37, 300, rng);
+  for (float magnitude : {1e-30f, 1e-6f, 1.0f, 3e4f, 1e20f, 1e36f}) {
+    std::vector<float> x(300);
+    for (float& v : x) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng) * magnitude;
+    std::vector<float> want(37), got(37);
+    ref::matmul(want.data(), x.data(), m.view, 1);
+    matmul_rows_avx2(got.data(), x.data(), m.view, 1, 0, 37);
+    for (std::int64_t r = 0; r < 37; ++r) {
+      double sum_of_magnitudes = 0.0;  // the bound scales with the activations, however small
+      for (std::int64_t c = 0; c < 300; ++c) sum_of_magnitudes += std::fabs(m.view.at(r, c) * static_cast<double>(x[static_cast<std::size_t>(c)]));
+      ASSERT_TRUE(std::isfinite(got[static_cast<std::size_t>(r)])) << magnitude;
+      EXPECT_NEAR(got[static_cast<std::size_t>(r)], want[static_cast<std::size_t>(r)], 4e-6 * sum_of_magnitudes)
+          << magnitude << " row " << r;
+    }
+  }
+}
+
 TEST(Matmul, PartialEdgeBlocksUseTheirOwnScale) {
   // 130 x 130 FP8 with 2x2 blocks: each block gets a distinct scale, every weight byte is 1.0 (0x38).
   std::vector<std::uint8_t> data(130 * 130, 0x38);
