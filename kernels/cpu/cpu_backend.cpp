@@ -14,7 +14,7 @@ namespace {
 std::int64_t rows_per_chunk(const weight_matrix& w, std::int64_t n, int threads) {
   const std::int64_t bytes_per_row = std::max<std::int64_t>(1, w.bytes() / std::max<std::int64_t>(1, w.rows));
   const std::int64_t work_per_row = bytes_per_row * std::max<std::int64_t>(1, n);
-  std::int64_t rows = std::max<std::int64_t>(4, (16 * 1024) / work_per_row);       // ≥ ~16 KB per task
+  std::int64_t rows = std::max<std::int64_t>(4, (256 * 1024) / work_per_row);       // ≥ ~256 KB per task: long runs keep the prefetchers streaming
   rows = std::min(rows, std::max<std::int64_t>(4, w.rows / (4 * threads)));         // ≥ 4 tasks per thread
   return (rows + 3) / 4 * 4;
 }
