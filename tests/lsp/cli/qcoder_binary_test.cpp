@@ -9,6 +9,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/lsp/cli/run_qcoder.h"
 
@@ -75,6 +76,25 @@ TEST(QcoderBinary, InfoDescribesAModel) {
   EXPECT_NE(r.out.find("FP8 e4m3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("8 (6 Gated DeltaNet, 2 gated attention)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("16 per layer, top-4"), std::string::npos) << r.out;
+}
+
+TEST(QcoderBinary, BenchDecodeReportsItsFiguresAsJson) {
+  const run_result r = run("bench decode --model " + std::string(QCODER_TEST_DATA_DIR) +
+                               "/tiny-qwen3next/fp8 --tokens 4 --prompt-tokens 6 --repeat 2 --bandwidth-buffer 16MiB "
+                               "--expert-cache-ram 1 --json --log-level warn",
+                           false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_tokens_per_s_mean", "weight_gbps",
+                          "memory_read_gbps", "bandwidth_fraction", "major_page_faults", "rss_anon_bytes",
+                          "expert_hit_rate", "expert_disk_bytes_per_token"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["repeat"].get<int>(), 2);
+  EXPECT_GT(j["weight_bytes_per_token"].get<double>(), 0.0);
+  // One slot per layer and 4 of 16 experts per token: every run reads experts from the file.
+  EXPECT_GT(j["expert_misses"].get<std::uint64_t>(), 0u);
+  EXPECT_GT(j["expert_disk_bytes_per_token"].get<double>(), 0.0);
 }
 
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
