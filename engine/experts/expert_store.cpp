@@ -262,16 +262,29 @@ void expert_store::release(std::int64_t layer, std::int32_t expert) {
   loaded_.notify_all();
 }
 
+expert_layer_stats& expert_layer_stats::operator+=(const expert_layer_stats& o) {
+  hits += o.hits;
+  misses += o.misses;
+  prefetches += o.prefetches;
+  prefetch_used += o.prefetch_used;
+  bytes_read += o.bytes_read;
+  wait_seconds += o.wait_seconds;
+  return *this;
+}
+
+expert_layer_stats operator-(expert_layer_stats a, const expert_layer_stats& b) {
+  a.hits -= b.hits;
+  a.misses -= b.misses;
+  a.prefetches -= b.prefetches;
+  a.prefetch_used -= b.prefetch_used;
+  a.bytes_read -= b.bytes_read;
+  a.wait_seconds -= b.wait_seconds;
+  return a;
+}
+
 expert_layer_stats expert_store::totals() const {
   expert_layer_stats t;
-  for (const expert_layer_stats& s : stats_) {
-    t.hits += s.hits;
-    t.misses += s.misses;
-    t.prefetches += s.prefetches;
-    t.prefetch_used += s.prefetch_used;
-    t.bytes_read += s.bytes_read;
-    t.wait_seconds += s.wait_seconds;
-  }
+  for (const expert_layer_stats& s : stats_) t += s;
   return t;
 }
 

@@ -45,6 +45,10 @@ struct expert_layer_stats {
   std::uint64_t prefetch_used = 0;      // speculative loads that a later use hit
   std::uint64_t bytes_read = 0;
   double wait_seconds = 0.0;            // time acquire() blocked the compute
+
+  // Field-wise sums and differences, for totals over layers and figures over an interval.
+  expert_layer_stats& operator+=(const expert_layer_stats& o);
+  friend expert_layer_stats operator-(expert_layer_stats a, const expert_layer_stats& b);
 };
 
 class expert_store {

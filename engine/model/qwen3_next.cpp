@@ -586,6 +586,11 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
   }
 
   // Routed experts, in groups that fit the cache (all at once without it): gate/up, SiLU-GLU, down.
+  // Expert e's gathered rows are [begin, begin + count) of xs / gate / up / down.
+  auto rows_of = [&f](std::int32_t e) {
+    const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
+    return std::pair{begin, f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin};
+  };
   for (std::size_t g0 = 0; g0 < f.active.size(); g0 += group) {
     const std::span<const std::int32_t> members = std::span(f.active).subspan(g0, std::min(group, f.active.size() - g0));
     if (store_ && g0 > 0) store_->request(layer_index, members, false);
@@ -604,8 +609,7 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
     }
     f.jobs.clear();
     for (std::size_t i = 0; i < members.size(); ++i) {
-      const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(members[i])];
-      const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(members[i] + 1)] - begin;
+      const auto [begin, count] = rows_of(members[i]);
       f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->gate_proj, count});
       f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->up_proj, count});
     }
@@ -616,8 +620,7 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
                   (row_end - row_begin) * inner);
     f.jobs.clear();
     for (std::size_t i = 0; i < members.size(); ++i) {
-      const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(members[i])];
-      const std::int64_t count = f.expert_offsets[static_cast<std::size_t>(members[i] + 1)] - begin;
+      const auto [begin, count] = rows_of(members[i]);
       f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner, &f.views[i]->down_proj, count});
     }
     backend_.matmul_batch(f.jobs);

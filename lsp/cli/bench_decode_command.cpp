@@ -142,15 +142,7 @@ int run_bench_decode(args_view args) {
     const double run_s = seconds_since(t0);
     decode_s = std::min(decode_s, run_s);
     decode_total_s += run_s;
-    if (model.experts() != nullptr) {
-      const engine::expert_layer_stats now = model.experts()->totals();
-      ex.hits += now.hits - before.hits;
-      ex.misses += now.misses - before.misses;
-      ex.prefetches += now.prefetches - before.prefetches;
-      ex.prefetch_used += now.prefetch_used - before.prefetch_used;
-      ex.bytes_read += now.bytes_read - before.bytes_read;
-      ex.wait_seconds += now.wait_seconds - before.wait_seconds;
-    }
+    if (model.experts() != nullptr) ex += model.experts()->totals() - before;
   }
   const double decoded = static_cast<double>(tokens) * repeat;
   const double decode_mean_tps = decoded / decode_total_s;
