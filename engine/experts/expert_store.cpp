@@ -93,7 +93,7 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
   const std::int32_t slots = static_cast<std::int32_t>(
       std::clamp<std::uint64_t>(per_layer / store->slot_bytes_, 1, static_cast<std::uint64_t>(config.num_experts)));
   store->arena_bytes_ = store->slot_bytes_ * static_cast<std::uint64_t>(slots) * static_cast<std::uint64_t>(sparse_layers);
-  store->arena_.reset(static_cast<std::byte*>(std::aligned_alloc(4096, (store->arena_bytes_ + 4095) / 4096 * 4096)));
+  store->arena_ = allocate_weight_arena(store->arena_bytes_);
   if (!store->arena_) return fail(errc::io_error, "cannot allocate {} bytes for the expert cache", store->arena_bytes_);
   std::byte* next = store->arena_.get();
   for (std::int64_t l = 0; l < layers; ++l) {

@@ -28,6 +28,7 @@
 #include "engine/experts/cache_policy.h"
 #include "engine/model/qwen3_next_weights.h"
 #include "engine/model_config.h"
+#include "kernels/common/weight_arena.h"
 
 namespace qcoder::engine {
 
@@ -122,7 +123,7 @@ class expert_store {
   std::vector<layer_pool> pools_;
   std::vector<expert_layer_stats> stats_;
   std::uint64_t tick_ = 0;
-  std::unique_ptr<std::byte, void (*)(void*)> arena_{nullptr, std::free};
+  weight_arena arena_;
   std::uint64_t arena_bytes_ = 0;
 
   std::mutex mutex_;

@@ -258,7 +258,7 @@ result<void> qwen3_next::copy_resident_weights(bool lock) {
     }
   };
   visit();
-  resident_.reset(static_cast<std::byte*>(std::aligned_alloc(4096, (total + 4095) / 4096 * 4096)));
+  resident_ = allocate_weight_arena(total);
   if (!resident_) return fail(errc::io_error, "cannot allocate {} bytes for the resident weights", total);
   next = resident_.get();
   visit();

@@ -18,6 +18,7 @@
 #include "engine/memory/sequence_state.h"
 #include "engine/model/qwen3_next_weights.h"
 #include "engine/model_config.h"
+#include "kernels/common/weight_arena.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace qcoder::engine {
@@ -91,7 +92,7 @@ class qwen3_next {
 
   std::unique_ptr<buffers> buf_;
   std::unique_ptr<expert_store> store_;
-  std::unique_ptr<std::byte, void (*)(void*)> resident_{nullptr, std::free};
+  weight_arena resident_;
   // Routing trace (with options_.routing_trace_path): the chunk's choices per MoE layer are buffered, then
   // appended token by token when the chunk is done.
   void record_routing(std::int64_t n);
