@@ -33,13 +33,16 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
   std::string text;
 
   const auto t0 = clock::now();
-  if (result<void> r = model.forward(request.prompt, state, logits.data(), logits_mode::last, request.stop); !r) {
-    if (r.err().code == errc::cancelled) {
+  result<prefill_report> filled =
+      prefill(model, request.cache, request.prompt, state, logits.data(), request.plan, request.stop);
+  if (!filled) {
+    if (filled.err().code == errc::cancelled) {
       out.reason = finish_reason::cancelled;
       return out;
     }
-    return r.take_error();
+    return filled.take_error();
   }
+  out.prompt_tokens_restored = filled.value().restored;
   const auto t1 = clock::now();
   out.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
@@ -89,6 +92,10 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
     }
   }
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  // The logits always belong to the state's last token (a failed forward empties the state).
+  if (request.cache != nullptr && state.length() > 0) {
+    request.cache->insert(std::span(history).first(static_cast<std::size_t>(state.length())), state, logits.data());
+  }
   return out;
 }
 

@@ -11,7 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/memory/prefix_cache.h"
 #include "engine/model/qwen3_next.h"
+#include "engine/prefill.h"
 #include "engine/sampler.h"
 
 namespace qcoder::engine {
@@ -31,17 +33,23 @@ struct generation_request {
   // Called after each new token; return false to stop.
   std::function<bool(std::int32_t)> on_token;
   std::stop_token stop;
+  // With a cache, the prompt is served from it where it can be (see prefill), and the finished request
+  // (prompt + output) is inserted with its logits, so the next request that continues it starts warm.
+  prefix_cache* cache = nullptr;
+  prefill_plan plan;
 };
 
 struct generation_result {
   std::vector<std::int32_t> tokens;  // the new tokens (a stop string's tokens stay; `text_end` cuts it)
   finish_reason reason = finish_reason::length;
   std::size_t text_end = std::string::npos;  // with stop_string: bytes of output text before the match
+  std::int64_t prompt_tokens_restored = 0;  // from the prefix cache
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
 };
 
-// Runs the request on `state` (which should be empty, or hold a prefix the prompt continues).
+// Runs the request on `state`. Without a cache the state should be empty or hold a prefix the prompt
+// continues; with one its contents are replaced.
 result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request);
 
 }  // namespace qcoder::engine

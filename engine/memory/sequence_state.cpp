@@ -38,7 +38,8 @@ kv_view sequence_state::kv(std::int64_t layer) {
 
 recurrent_view sequence_state::recurrent(std::int64_t layer) {
   layer_memory& m = layers_[static_cast<std::size_t>(layer)];
-  return recurrent_view{m.conv.data(), m.ssm.data()};
+  return recurrent_view{m.conv.data(), m.ssm.data(), static_cast<std::int64_t>(m.conv.size()),
+                        static_cast<std::int64_t>(m.ssm.size())};
 }
 
 std::int64_t sequence_state::bytes() const {

@@ -25,6 +25,8 @@ struct kv_view {
 struct recurrent_view {
   float* conv = nullptr;  // [conv_dim, K-1]: the last K-1 inputs of each channel, oldest first
   float* ssm = nullptr;   // [n_v, d_k, d_v]: the delta-rule state of each value head
+  std::int64_t conv_size = 0;  // floats at conv
+  std::int64_t ssm_size = 0;   // floats at ssm
 };
 
 class sequence_state {
@@ -39,6 +41,10 @@ class sequence_state {
 
   kv_view kv(std::int64_t layer);
   recurrent_view recurrent(std::int64_t layer);
+  // Read-only views, for snapshots (the prefix cache).
+  kv_view kv(std::int64_t layer) const { return const_cast<sequence_state*>(this)->kv(layer); }
+  recurrent_view recurrent(std::int64_t layer) const { return const_cast<sequence_state*>(this)->recurrent(layer); }
+  std::int64_t kv_stride() const { return kv_stride_; }  // floats per token per attention layer (K or V)
 
   std::int64_t bytes() const;
 

@@ -21,7 +21,6 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "kernels/cpu/delta_rule.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/reference/ops.h"
 
@@ -30,7 +29,6 @@ namespace qcoder::engine {
 namespace {
 std::vector<float> floats(std::int64_t n) { return std::vector<float>(static_cast<std::size_t>(n), 0.0f); }
 // Tokens per chunk of the chunked delta rule (prefill), as in the reference implementations.
-constexpr std::int64_t delta_chunk = 64;
 }  // namespace
 
 // Activation buffers for one chunk of up to B = max_batch tokens, allocated once.
@@ -95,8 +93,7 @@ qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights 
   f.normed = floats(b * value_dim);
   f.beta = floats(b * c.linear_num_value_heads);
   f.g = floats(b * c.linear_num_value_heads);
-  f.delta_scratch_per_thread =
-      std::max(c.linear_value_head_dim, cpu::delta_rule_scratch_floats(delta_chunk, c.linear_key_head_dim, c.linear_value_head_dim));
+  f.delta_scratch_per_thread = c.linear_value_head_dim;  // gated_delta_step's scratch
   f.delta_scratch = floats(backend_.threads() * f.delta_scratch_per_thread);
   f.router = floats(b * c.num_experts);
   f.top_ids.assign(static_cast<std::size_t>(b * k), 0);
@@ -462,34 +459,22 @@ void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_i
     cpu::l2_norm(row + key_dim, n_k, dk, 1e-6f, 1.0f);                            // k
   }
 
-  // Decode: one recurrent step per head. Prefill: the chunked form, same result with matrix-shaped work.
+  // One recurrent step per token and head, for prefill too: a token's output must not depend on how the
+  // prompt was cut into chunks (the prefix cache restores mid-prompt and continues; speculative decoding
+  // verifies drafts in batches), and the chunked form rounds differently at every chunk boundary. On the
+  // CPU the recurrence costs ~4·d_k·d_v flops per token and head, small next to the MoE, with the state in
+  // L2; the chunked form (kernels/cpu/delta_rule) is the shape for GPUs.
   backend_.parallel_for(n_v, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
     float* scratch = f.delta_scratch.data() + thread * f.delta_scratch_per_thread;
     for (std::int64_t vh = begin; vh < end; ++vh) {
       const std::int64_t kh = vh / r;
       float* s = mem.ssm + vh * dk * dv;
-      if (n == 1) {
-        const float* row = f.conv_out.data();
-        cpu::gated_delta_step(f.core.data() + vh * dv, s, row + kh * dk, row + key_dim + kh * dk,
-                              row + 2 * key_dim + vh * dv, f.g[static_cast<std::size_t>(vh)],
-                              f.beta[static_cast<std::size_t>(vh)], dk, dv, scratch);
-        continue;
+      for (std::int64_t t = 0; t < n; ++t) {
+        const float* row = f.conv_out.data() + t * conv_dim;
+        cpu::gated_delta_step(f.core.data() + t * value_dim + vh * dv, s, row + kh * dk, row + key_dim + kh * dk,
+                              row + 2 * key_dim + vh * dv, f.g[static_cast<std::size_t>(t * n_v + vh)],
+                              f.beta[static_cast<std::size_t>(t * n_v + vh)], dk, dv, scratch);
       }
-      cpu::delta_rule_args a;
-      a.q = f.conv_out.data() + kh * dk;
-      a.k = f.conv_out.data() + key_dim + kh * dk;
-      a.v = f.conv_out.data() + 2 * key_dim + vh * dv;
-      a.g = f.g.data() + vh;
-      a.beta = f.beta.data() + vh;
-      a.gb_stride = n_v;
-      a.out = f.core.data() + vh * dv;
-      a.state = s;
-      a.n = n;
-      a.dk = dk;
-      a.dv = dv;
-      a.q_stride = a.k_stride = a.v_stride = conv_dim;
-      a.out_stride = value_dim;
-      cpu::gated_delta_rule_chunked(a, delta_chunk, scratch);
     }
   });
 

@@ -127,6 +127,24 @@ TEST_P(GoldenTest, ChunkSizeDoesNotChangeLogits) {
   EXPECT_LE(max_abs_diff(want.data(), got.data(), want.size()), tolerance);
 }
 
+TEST_P(GoldenTest, LogitsDoNotDependOnHowThePromptIsChunked) {
+  // Batch invariance, bit for bit: one chunk, chunks of 7, and one token at a time.
+  const auto all = prompts();
+  const std::vector<std::int32_t>& prompt = all[3];
+  const std::size_t vocab_rows = prompt.size();
+  std::vector<std::vector<float>> runs;
+  for (const std::int64_t batch : {256, 7, 1}) {
+    auto model = load(model_dir(), batch);
+    ASSERT_TRUE(model);
+    std::vector<float> logits(vocab_rows * static_cast<std::size_t>(model->config().vocab_size));
+    sequence_state state = model->new_state(static_cast<std::int64_t>(prompt.size()));
+    ASSERT_TRUE(model->forward(prompt, state, logits.data(), logits_mode::all));
+    runs.push_back(std::move(logits));
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, GoldenTest, ::testing::Values("bf16", "fp8"));
 
 TEST(Qwen3Next, RejectsBadTokensAndOverflowWithoutChangingState) {

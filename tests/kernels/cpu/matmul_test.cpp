@@ -119,6 +119,36 @@ TEST(Matmul, Avx2MatchesReference) {
   check_kernel(matmul_rows_avx2, "avx2");
 }
 
+// A token's output must not depend on the batch it ran in: the prefix cache continues prompts from the
+// middle and speculative decoding verifies drafts in batches, both expecting exactly plain decoding.
+void check_batch_invariance(kernel_fn kernel, const char* name) {
+  std::mt19937 rng(5);
+  for (dtype type : types) {
+    for (const shape_case& s : shapes) {
+      const std::int64_t n = s.n + 4;  // odd and even batches, the last token alone
+      random_matrix m = make_matrix(type, s.rows, s.cols, rng);
+      std::vector<float> x(static_cast<std::size_t>(n * s.cols));
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (float& v : x) v = normal(rng) * (1.0f + static_cast<float>(rng() % 1000));  // tokens of different magnitude
+      std::vector<float> batched(static_cast<std::size_t>(n * s.rows)), single(batched.size());
+      kernel(batched.data(), x.data(), m.view, n, 0, s.rows);
+      for (std::int64_t t = 0; t < n; ++t) {
+        kernel(single.data() + t * s.rows, x.data() + t * s.cols, m.view, 1, 0, s.rows);
+      }
+      EXPECT_EQ(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)), 0)
+          << name << " " << dtype_name(type) << " rows=" << s.rows << " cols=" << s.cols << " n=" << n
+          << " max diff " << max_abs_diff(batched, single);
+    }
+  }
+}
+
+TEST(Matmul, ScalarIsBatchInvariant) { check_batch_invariance(matmul_rows_scalar, "scalar"); }
+
+TEST(Matmul, Avx2IsBatchInvariant) {
+  ASSERT_TRUE(host_cpu_features().has_avx2());
+  check_batch_invariance(matmul_rows_avx2, "avx2");
+}
+
 TEST(Matmul, Fp8DecodeHandlesHugeAndTinyActivations) {
   // Decode moves x up by up to 2^120 before multiplying with FP8 bits read as 2^-120-scaled floats; that
   // must hold for activations far from 1 in both directions, with E4M3 subnormal weights included.
