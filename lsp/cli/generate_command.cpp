@@ -12,11 +12,13 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "lsp/cli/command.h"
 #include "lsp/cli/model_flags.h"
+#include "lsp/cli/prefix_cache_flags.h"
 
 namespace qcoder::cli {
 
 int run_generate(args_view args) {
   model_flags flags;
+  prefix_cache_flags cache_flags;
   std::string ids_text, prompt_text;
   std::vector<std::string> stops;
   bool special = false;
@@ -33,6 +35,7 @@ int run_generate(args_view args) {
                     "--prompt, stream the continuation as text. Stops at an end-of-sequence id of\n"
                     "generation_config.json (unless --no-eos), at a --stop string, or after N tokens.");
   flags.add_to(parser);
+  cache_flags.add_to(parser);
   parser.option("ids", "IDS", "prompt token ids, comma-separated", &ids_text)
       .option("prompt", "TEXT", "prompt text, tokenized with the model's tokenizer.json", &prompt_text)
       .flag("special", "with --prompt: recognise control tokens such as <|fim_prefix|> in TEXT", &special)
@@ -66,6 +69,8 @@ int run_generate(args_view args) {
   result<std::unique_ptr<engine::qwen3_next>> model = flags.load();
   if (!model) return report_failure(model.err());
   engine::qwen3_next& m = **model;
+  result<opened_prefix_cache> cache = opened_prefix_cache::open(cache_flags, m);
+  if (!cache) return report_failure(cache.err());
 
   // Text mode needs the model's tokenizer; id mode only needs it for --stop.
   std::optional<engine::tokenizer> tok;
@@ -84,6 +89,7 @@ int run_generate(args_view args) {
   request.max_tokens = max_tokens;
   request.sampling = sampling;
   request.stop_strings = stops;
+  request.cache = cache->get();
   if (tok) request.token_bytes = [&tok](std::int32_t id) { return std::string(tok->token_bytes(id)); };
   // Text mode streams whole characters as they complete. Text that could still become the start of a stop
   // string (the last longest-1 bytes) is held back until it is clear that it does not; a complete match
@@ -130,9 +136,10 @@ int run_generate(args_view args) {
   std::fflush(stdout);
   const double decode_rate =
       out->decode_seconds > 0 ? static_cast<double>(out->tokens.size()) / out->decode_seconds : 0.0;
-  spdlog::info("{} prompt tokens in {:.3f} s ({:.1f} tok/s), {} new tokens at {:.2f} tok/s, finish: {}", ids->size(),
-               out->prefill_seconds, static_cast<double>(ids->size()) / std::max(1e-9, out->prefill_seconds),
-               out->tokens.size(), decode_rate, engine::to_string(out->reason));
+  spdlog::info("{} prompt tokens ({} from the prefix cache) in {:.3f} s, {} new tokens at {:.2f} tok/s, finish: {}",
+               ids->size(), out->prompt_tokens_restored, out->prefill_seconds, out->tokens.size(), decode_rate,
+               engine::to_string(out->reason));
+  if (result<void> saved = cache->save(); !saved) return report_failure(saved.err());
   return exit_ok;
 }
 
