@@ -23,9 +23,14 @@ result<prefill_report> prefill(qwen3_next& model, prefix_cache* cache, std::span
   const std::int64_t from = restored.tokens;
   std::vector<std::int64_t> ends;
   for (const std::int64_t p : plan.snapshot_at) ends.push_back(p);
-  ends.push_back(branch);
+  // Our own choices are skipped when they would cut off a short segment: a forward pass of a few tokens
+  // reads all the weights, as one of many tokens does, and the end's snapshot is nearly as good.
+  auto worth_a_segment = [&](std::int64_t p) { return p - from >= plan.min_segment && n - p >= plan.min_segment; };
+  if (worth_a_segment(branch)) ends.push_back(branch);
   if (plan.stride > 0) {
-    for (std::int64_t p = (from / plan.stride + 1) * plan.stride; p < n; p += plan.stride) ends.push_back(p);
+    for (std::int64_t p = (from / plan.stride + 1) * plan.stride; p < n; p += plan.stride) {
+      if (worth_a_segment(p)) ends.push_back(p);
+    }
   }
   ends.push_back(n);
   std::sort(ends.begin(), ends.end());

@@ -20,6 +20,9 @@ namespace qcoder::engine {
 struct prefill_plan {
   std::vector<std::int64_t> snapshot_at;  // prompt positions: snapshot after this many tokens
   std::int64_t stride = 512;              // 0: no regular snapshots
+  // The branch point and stride positions are used only with at least this many tokens on both sides
+  // (the caller's positions always are).
+  std::int64_t min_segment = 16;
 };
 
 struct prefill_report {

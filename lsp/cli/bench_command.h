@@ -23,6 +23,7 @@ std::span<const bench_command> all_bench_commands();
 int run_bench_decode(args_view args);
 int run_bench_matmul(args_view args);
 int run_bench_expert_cache(args_view args);
+int run_bench_fim_typing(args_view args);
 int run_bench_tokenize(args_view args);
 
 }  // namespace qcoder::cli

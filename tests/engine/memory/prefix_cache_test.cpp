@@ -62,7 +62,7 @@ class PrefixCacheTest : public ::testing::Test {
 
   // Logits through the cache; `report` says what was restored and computed.
   std::vector<float> warm(prefix_cache& cache, std::span<const std::int32_t> tokens, prefill_report& report,
-                          const prefill_plan& plan = {{}, 16}) const {
+                          const prefill_plan& plan = {{}, 16, 4}) const {
     sequence_state state = model_->new_state(capacity);
     std::vector<float> logits(static_cast<std::size_t>(vocab()), -1.0f);
     result<prefill_report> r = prefill(*model_, &cache, tokens, state, logits.data(), plan);
@@ -92,7 +92,7 @@ TEST_F(PrefixCacheTest, ServesPrefixesEndingBetweenSnapshotsWithColdLogits) {
   EXPECT_EQ(report.computed, 100);
   EXPECT_LE(max_abs_diff(first, cold(a)), same);
 
-  // Shares 70 tokens with a: snapshots at 16, 32, 48, 64 (stride) and 100 (end); 64 is the deepest usable.
+  // Shares 70 tokens with a: snapshots at 16, 32, ..., 96 (stride) and 100 (end); 64 is the deepest usable.
   std::vector<std::int32_t> b(a.begin(), a.begin() + 70);
   const std::vector<std::int32_t> tail = random_tokens(30, 2);
   b.insert(b.end(), tail.begin(), tail.end());
@@ -107,6 +107,24 @@ TEST_F(PrefixCacheTest, ServesPrefixesEndingBetweenSnapshotsWithColdLogits) {
   const std::vector<float> third = warm(cache, c, report);
   EXPECT_EQ(report.restored, 70);
   EXPECT_LE(max_abs_diff(third, cold(c)), same);
+}
+
+TEST_F(PrefixCacheTest, NoShortSegmentsForAutomaticSnapshots) {
+  // With the default minimum segment, a branch point 6 tokens past the restore point is not worth a
+  // separate forward pass: the prompt runs in one segment and gets only its end snapshot.
+  prefix_cache cache = make_cache(256u << 20);
+  const prefill_plan plan{{}, 16, 16};
+  const std::vector<std::int32_t> a = random_tokens(100, 1);
+  prefill_report report;
+  warm(cache, a, report, plan);
+  const std::int64_t after_a = cache.snapshot_count();
+  EXPECT_EQ(after_a, 6);  // 16, 32, 48, 64, 80 and the end (96 is within 16 of it)
+  std::vector<std::int32_t> b(a.begin(), a.begin() + 70);
+  const std::vector<std::int32_t> tail = random_tokens(30, 2);
+  b.insert(b.end(), tail.begin(), tail.end());
+  warm(cache, b, report, plan);
+  EXPECT_EQ(report.restored, 64);
+  EXPECT_EQ(cache.snapshot_count(), after_a + 2);  // 80 (stride, 16 past 64) and the end; not 70
 }
 
 TEST_F(PrefixCacheTest, ExactRepeatIsServedFromStoredLogitsWithoutCompute) {
@@ -178,7 +196,7 @@ TEST_F(PrefixCacheTest, BudgetHoldsAndAccountingIsExactUnderRandomTraffic) {
     const std::vector<std::int32_t> extra = random_tokens(1 + rng() % 12, static_cast<unsigned>(100 + step));
     p.insert(p.end(), extra.begin(), extra.end());
     prefill_report report;
-    const std::vector<float> logits = warm(cache, p, report, {{}, 8});
+    const std::vector<float> logits = warm(cache, p, report, {{}, 8, 4});
     EXPECT_LE(cache.bytes(), budget) << "step " << step;
     EXPECT_EQ(cache.audit_bytes(), cache.bytes()) << "step " << step;
     if (step % 8 == 0) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/lsp/cli/run_qcoder.h"
 
@@ -55,6 +56,24 @@ TEST(PrefixCacheCli, DamagedCacheFileIsReportedAndReplaced) {
   // ... and the next run is warm again from the cache this one saved.
   const auto again = run_qcoder(generate_args(dir), /*merge_stderr=*/true);
   EXPECT_NE(again.out.find("(6 from the prefix cache)"), std::string::npos) << again.out;
+}
+
+TEST(PrefixCacheCli, FimTypingBenchRecomputesOnlyTheNewTokens) {
+  const auto r = run_qcoder("bench fim-typing --model " + std::string(QCODER_TEST_DATA_DIR) +
+                                "/tiny-qwen3next/bf16 --file-tokens 300 --chars 5 --cold-runs 1 --max-tokens 2 "
+                                "--prefix-cache 64MiB --json --log-level warn",
+                            /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["keystrokes"].get<int>(), 5);
+  EXPECT_GE(j["prompt_tokens"].get<int>(), 300);
+  // A keystroke appends a character to the middle part: a token or two to compute, never the prompt.
+  EXPECT_GE(j["recomputed_tokens_p50"].get<double>(), 1.0);
+  EXPECT_LE(j["recomputed_tokens_p50"].get<double>(), 3.0);
+  // The jump to an earlier line leaves the cached path early and recomputes most of the prompt.
+  EXPECT_GT(j["jump_recomputed_tokens"].get<int>(), j["prompt_tokens"].get<int>() / 2);
+  EXPECT_LE(j["cache_bytes"].get<std::uint64_t>(), j["cache_budget"].get<std::uint64_t>());
+  EXPECT_GT(j["snapshots"].get<int>(), 5);
 }
 
 }  // namespace
