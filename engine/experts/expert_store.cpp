@@ -208,48 +208,57 @@ void expert_store::request(std::int64_t layer, std::span<const std::int32_t> exp
       ++st.misses;
     }
     const std::int32_t index = claim_slot(pool, layer, experts);
-    if (index < 0) continue;  // every slot busy: acquire() loads it when one frees up
+    if (index < 0) continue;  // every slot busy: acquire_ready() loads it when one frees up
     start_load(layer, index, e, speculative);
   }
 }
 
-result<const mlp_weights*> expert_store::acquire(std::int64_t layer, std::int32_t expert) {
+result<void> expert_store::acquire_ready(std::int64_t layer, std::span<const std::int32_t> experts,
+                                         std::vector<std::pair<std::size_t, const mlp_weights*>>& out) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_lock lock(mutex_);
   layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
   expert_layer_stats& st = stats_[static_cast<std::size_t>(layer)];
+  const std::size_t before = out.size();
+  // One pass takes every ready expert; only a pass that took none waits (so none is taken twice).
   for (;;) {
-    std::int32_t at = pool.where[static_cast<std::size_t>(expert)];
-    if (at < 0) {
-      const std::int32_t keep[] = {expert};
-      at = claim_slot(pool, layer, keep);
-      if (at >= 0) {
-        start_load(layer, at, expert, false);
-      } else {
-        loaded_.wait(lock);  // every slot pinned or loading: wait for a release or a load
+    for (std::size_t i = 0; i < experts.size(); ++i) {
+      const std::int32_t expert = experts[i];
+      std::int32_t at = pool.where[static_cast<std::size_t>(expert)];
+      if (at < 0) {
+        at = claim_slot(pool, layer, experts);
+        if (at >= 0) start_load(layer, at, expert, false);
+        continue;
       }
-      continue;
-    }
-    slot& s = pool.slots[static_cast<std::size_t>(at)];
-    if (s.state == slot_state::ready) {
+      slot& s = pool.slots[static_cast<std::size_t>(at)];
+      if (s.state == slot_state::failed) {
+        for (std::size_t j = before; j < out.size(); ++j) {
+          slot& taken = pool.slots[static_cast<std::size_t>(pool.where[static_cast<std::size_t>(experts[out[j].first])])];
+          --taken.pins;
+        }
+        out.resize(before);
+        error err{errc::io_error, std::move(s.error)};
+        pool.where[static_cast<std::size_t>(expert)] = -1;
+        s.expert = -1;
+        s.state = slot_state::empty;
+        lock.unlock();
+        loaded_.notify_all();
+        return err;
+      }
+      if (s.state != slot_state::ready) continue;
       ++s.pins;
       if (s.speculative) {
         ++st.prefetch_used;
         s.speculative = false;
       }
       pool.policy->on_use(expert, tick_);
-      st.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      return &s.view;
+      out.emplace_back(i, &s.view);
     }
-    if (s.state == slot_state::failed) {
-      error err{errc::io_error, std::move(s.error)};
-      pool.where[static_cast<std::size_t>(expert)] = -1;
-      s.expert = -1;
-      s.state = slot_state::empty;
-      return err;
-    }
+    if (out.size() > before || experts.empty()) break;
     loaded_.wait(lock);
   }
+  st.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return ok();
 }
 
 void expert_store::release(std::int64_t layer, std::int32_t expert) {

@@ -7,10 +7,10 @@
 // is the memory the experts really cost. Which expert leaves a full pool is the layer's cache_policy.
 //
 // Use, per layer: request() the experts a chunk needs (and, speculatively, the next layer's predicted
-// ones), then acquire() each before computing with it and release() after. acquire waits for its load and
-// reports a read error (missing or truncated shard) as an error; the slot is then free again, so a later
-// request retries (reopening the file).
-// Thread-safety: request/acquire/release/stats are called by the inference thread; loader threads work
+// ones), then acquire_ready() repeatedly, computing each time with the experts that have arrived, and
+// release() each after. A read error (missing or truncated shard) is reported by acquire_ready; the slot is
+// then free again, so a later request retries (reopening the file).
+// Thread-safety: request/acquire_ready/release/stats are called by the inference thread; loader threads work
 // in the background; everything shared is guarded by one mutex.
 #pragma once
 
@@ -45,7 +45,7 @@ struct expert_layer_stats {
   std::uint64_t prefetches = 0;         // speculative loads issued
   std::uint64_t prefetch_used = 0;      // speculative loads that a later use hit
   std::uint64_t bytes_read = 0;
-  double wait_seconds = 0.0;            // time acquire() blocked the compute
+  double wait_seconds = 0.0;            // time acquire_ready() blocked the compute
 
   // Field-wise sums and differences, for totals over layers and figures over an interval.
   expert_layer_stats& operator+=(const expert_layer_stats& o);
@@ -69,8 +69,13 @@ class expert_store {
   // Starts loading those of `experts` that are not resident, as far as free or evictable slots allow
   // (never evicting an expert of the same call or one in use). Speculative requests count as prefetches.
   void request(std::int64_t layer, std::span<const std::int32_t> experts, bool speculative);
-  // Waits until `expert` is resident and pins it; the view stays valid until release().
-  result<const mlp_weights*> acquire(std::int64_t layer, std::int32_t expert);
+  // Waits until at least one of `experts` is resident, then pins every one that is and appends
+  // (position in `experts`, view) to `out`: the caller computes experts in the order their loads finish,
+  // resident ones first. Starts loads for any that are not resident yet. Views stay valid until
+  // release(). A read error (missing or truncated shard) is returned and pins nothing; the slot is free
+  // again, so a later request retries (reopening the file).
+  result<void> acquire_ready(std::int64_t layer, std::span<const std::int32_t> experts,
+                             std::vector<std::pair<std::size_t, const mlp_weights*>>& out);
   void release(std::int64_t layer, std::int32_t expert);
   // Marks the start of the next token (the policies' clock).
   void next_token() { ++tick_; }
@@ -127,7 +132,7 @@ class expert_store {
   std::uint64_t arena_bytes_ = 0;
 
   std::mutex mutex_;
-  std::condition_variable loaded_;   // a load finished (acquire waits on it)
+  std::condition_variable loaded_;   // a load finished or a pin was released (acquire_ready waits on it)
   std::condition_variable queued_;   // a job arrived or stop (loaders wait on it)
   std::deque<load_job> queue_;
   bool stop_ = false;

@@ -53,7 +53,10 @@ struct qwen3_next::buffers {
   std::vector<float> shared_gate, shared_up, shared_down, shared_scale;  // [B, Is] ×2, [B, H], [B]
   std::vector<matmul_job> jobs;
   std::vector<std::int32_t> active;             // experts with tokens in this chunk, by id
-  std::vector<const mlp_weights*> views;        // weights of the current group's experts
+  std::vector<const mlp_weights*> views;        // weights of the experts being computed
+  std::vector<std::int32_t> pending;            // expert cache: the group's experts not computed yet
+  std::vector<std::int32_t> ready_experts;      // ... those acquired by the last acquire_ready
+  std::vector<std::pair<std::size_t, const mlp_weights*>> ready;
   std::vector<std::int32_t> predicted;          // prefetch: the next layer's likely experts
   std::vector<float> prediction;                // [E] router logits for the prediction
   // output
@@ -110,6 +113,9 @@ qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights 
   f.shared_scale = floats(b);
   f.jobs.reserve(static_cast<std::size_t>(2 * c.num_experts + 8));
   f.active.reserve(static_cast<std::size_t>(c.num_experts));
+  f.pending.reserve(static_cast<std::size_t>(c.num_experts));
+  f.ready_experts.reserve(static_cast<std::size_t>(c.num_experts));
+  f.ready.reserve(static_cast<std::size_t>(c.num_experts));
   f.views.assign(static_cast<std::size_t>(std::max<std::int64_t>(1, c.num_experts)), nullptr);
   f.predicted.reserve(static_cast<std::size_t>(k));
   f.prediction = floats(c.num_experts);
@@ -570,47 +576,55 @@ result<void> qwen3_next::moe_block(const moe_weights& moe, std::int64_t layer_in
     }
   }
 
-  // Routed experts, in groups that fit the cache (all at once without it): gate/up, SiLU-GLU, down.
-  // Expert e's gathered rows are [begin, begin + count) of xs / gate / up / down.
+  // Routed experts: gate/up, SiLU-GLU, down, each expert on its gathered rows
+  // [begin, begin + count) of xs / gate / up / down; all the experts of one call as two matmul batches.
   auto rows_of = [&f](std::int32_t e) {
     const std::int64_t begin = f.expert_offsets[static_cast<std::size_t>(e)];
     return std::pair{begin, f.expert_offsets[static_cast<std::size_t>(e + 1)] - begin};
   };
-  for (std::size_t g0 = 0; g0 < f.active.size(); g0 += group) {
+  auto run_experts = [&](std::span<const std::int32_t> experts, const mlp_weights* const* views) {
+    f.jobs.clear();
+    for (std::size_t i = 0; i < experts.size(); ++i) {
+      const auto [begin, count] = rows_of(experts[i]);
+      f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &views[i]->gate_proj, count});
+      f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &views[i]->up_proj, count});
+    }
+    backend_.matmul_batch(f.jobs);
+    for (const std::int32_t e : experts) {
+      const auto [begin, count] = rows_of(e);
+      cpu::silu_glu(f.gate.data() + begin * inner, f.gate.data() + begin * inner, f.up.data() + begin * inner,
+                    count * inner);
+    }
+    f.jobs.clear();
+    for (std::size_t i = 0; i < experts.size(); ++i) {
+      const auto [begin, count] = rows_of(experts[i]);
+      f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner, &views[i]->down_proj, count});
+    }
+    backend_.matmul_batch(f.jobs);
+  };
+  if (!store_) {
+    for (std::size_t i = 0; i < f.active.size(); ++i) f.views[i] = &moe.experts[static_cast<std::size_t>(f.active[i])];
+    run_experts(f.active, f.views.data());
+  }
+  // With the expert cache: in groups that fit it, and inside a group in the order the loads finish (what is
+  // resident first, while the rest is read), each time all that has arrived. Each expert writes its own rows
+  // and the combine below adds them in a fixed order, so the result does not depend on that order.
+  for (std::size_t g0 = 0; store_ && g0 < f.active.size(); g0 += group) {
     const std::span<const std::int32_t> members = std::span(f.active).subspan(g0, std::min(group, f.active.size() - g0));
-    if (store_ && g0 > 0) store_->request(layer_index, members, false);
-    for (std::size_t i = 0; i < members.size(); ++i) {
-      const std::int32_t e = members[i];
-      if (!store_) {
-        f.views[i] = &moe.experts[static_cast<std::size_t>(e)];
-        continue;
+    if (g0 > 0) store_->request(layer_index, members, false);
+    f.pending.assign(members.begin(), members.end());
+    while (!f.pending.empty()) {
+      f.ready.clear();
+      QCODER_CHECK(store_->acquire_ready(layer_index, f.pending, f.ready));
+      f.ready_experts.clear();
+      for (std::size_t i = 0; i < f.ready.size(); ++i) {
+        f.ready_experts.push_back(f.pending[f.ready[i].first]);
+        f.views[i] = f.ready[i].second;
+        f.pending[f.ready[i].first] = -1;
       }
-      result<const mlp_weights*> view = store_->acquire(layer_index, e);
-      if (!view) {
-        for (std::size_t j = 0; j < i; ++j) store_->release(layer_index, members[j]);
-        return view.take_error();
-      }
-      f.views[i] = *view;
-    }
-    f.jobs.clear();
-    for (std::size_t i = 0; i < members.size(); ++i) {
-      const auto [begin, count] = rows_of(members[i]);
-      f.jobs.push_back({f.gate.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->gate_proj, count});
-      f.jobs.push_back({f.up.data() + begin * inner, f.xs.data() + begin * h, &f.views[i]->up_proj, count});
-    }
-    backend_.matmul_batch(f.jobs);
-    const std::int64_t row_begin = f.expert_offsets[static_cast<std::size_t>(members.front())];
-    const std::int64_t row_end = f.expert_offsets[static_cast<std::size_t>(members.back() + 1)];
-    cpu::silu_glu(f.gate.data() + row_begin * inner, f.gate.data() + row_begin * inner, f.up.data() + row_begin * inner,
-                  (row_end - row_begin) * inner);
-    f.jobs.clear();
-    for (std::size_t i = 0; i < members.size(); ++i) {
-      const auto [begin, count] = rows_of(members[i]);
-      f.jobs.push_back({f.down.data() + begin * h, f.gate.data() + begin * inner, &f.views[i]->down_proj, count});
-    }
-    backend_.matmul_batch(f.jobs);
-    if (store_) {
-      for (std::int32_t e : members) store_->release(layer_index, e);
+      run_experts(f.ready_experts, f.views.data());
+      for (const std::int32_t e : f.ready_experts) store_->release(layer_index, e);
+      std::erase(f.pending, -1);
     }
   }
 
