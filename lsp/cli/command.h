@@ -42,6 +42,7 @@ int run_tokenize(args_view args);
 int run_generate(args_view args);
 int run_info(args_view args);
 int run_logits(args_view args);
+int run_lsp(args_view args);
 int run_make_model(args_view args);
 
 }  // namespace qcoder::cli

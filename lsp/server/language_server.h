@@ -1,0 +1,42 @@
+// The language server's protocol layer: lifecycle (initialize, initialized, shutdown, exit) and the
+// capabilities it announces, on top of a jsonrpc::connection. Features (text sync, inline completion, code
+// actions) register their handlers on the same connection.
+//
+// Lifecycle per the spec: requests before `initialize` get -32002; a second `initialize` and requests after
+// `shutdown` get -32600; `exit` ends the process with 0 after `shutdown`, 1 without.
+// Thread-safety: handlers run on the I/O thread; the state is read by the transport's loop on that thread.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "lsp/jsonrpc/connection.h"
+
+namespace qcoder::lsp {
+
+enum class position_encoding { utf16, utf8 };
+
+class language_server {
+ public:
+  explicit language_server(jsonrpc::connection& rpc);
+
+  // Set once `exit` arrived: the process exit code (0 after shutdown, 1 without).
+  std::optional<int> exit_code() const { return exit_code_; }
+  bool shut_down() const { return shut_down_; }
+  position_encoding encoding() const { return encoding_; }
+  // The client's initialize params (empty object before initialize).
+  const jsonrpc::json& client() const { return client_; }
+
+ private:
+  void on_initialize(const jsonrpc::json& params, jsonrpc::reply r);
+  jsonrpc::json capabilities() const;
+
+  jsonrpc::connection& rpc_;
+  bool initialized_ = false;
+  bool shut_down_ = false;
+  std::optional<int> exit_code_;
+  position_encoding encoding_ = position_encoding::utf16;
+  jsonrpc::json client_ = jsonrpc::json::object();
+};
+
+}  // namespace qcoder::lsp
