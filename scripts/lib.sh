@@ -7,7 +7,7 @@ QCODER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QCODER_APT_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ git
   libboost-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libutf8proc-dev
-  neovim nodejs npm
+  clang-14 libclang-rt-14-dev neovim nodejs npm
 )
 
 # ccache keys on relative paths below the checkout, so a fresh clone elsewhere (CI) reuses earlier builds.
