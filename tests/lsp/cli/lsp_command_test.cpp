@@ -5,6 +5,14 @@
 #include <fstream>
 #include <string>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -58,6 +66,50 @@ TEST(LspCommand, EndOfInputWithoutExitGivesOne) {
                          "lsp-eof.in");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(bodies(r.out).size(), 1u);
+}
+
+TEST(LspCommand, ListenServesOneClientOverLoopbackTcp) {
+  const std::filesystem::path err = std::filesystem::path(::testing::TempDir()) / "lsp-listen.err";
+  std::filesystem::remove(err);
+  const std::string command = std::string(QCODER_BINARY) + " lsp --listen 127.0.0.1:0 --log-level warn 2>" +
+                              err.string() + "; echo $? >> " + err.string();
+  std::thread server([&command] { (void)std::system(command.c_str()); });
+  int port = 0;
+  for (int i = 0; i < 200 && port == 0; ++i) {  // the binary prints the port it bound
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::ifstream in(err);
+    std::string line;
+    if (std::getline(in, line) && line.find("listening on 127.0.0.1:") != std::string::npos) {
+      port = std::stoi(line.substr(line.rfind(':') + 1));
+    }
+  }
+  ASSERT_GT(port, 0);
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  const std::string input =
+      message({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"}, {"params", json::object()}}) +
+      message({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "shutdown"}}) + message({{"jsonrpc", "2.0"}, {"method", "exit"}});
+  boost::asio::write(socket, boost::asio::buffer(input));
+  std::string out;
+  boost::system::error_code ec;
+  std::array<char, 4096> buffer{};
+  while (!ec) out.append(buffer.data(), socket.read_some(boost::asio::buffer(buffer), ec));
+  server.join();
+  const std::vector<json> replies = bodies(out);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_TRUE(replies[0]["result"].contains("capabilities"));
+  std::ifstream in(err);
+  std::string first, code;
+  std::getline(in, first);
+  std::getline(in, code);
+  EXPECT_EQ(code, "0");
+}
+
+TEST(LspCommand, ListenRefusesNonLoopbackWithoutAllowRemote) {
+  const auto r = run_qcoder("lsp --listen 10.1.2.3:2087", /*merge_stderr=*/true);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("not a loopback address"), std::string::npos) << r.out;
 }
 
 }  // namespace
