@@ -19,7 +19,8 @@ void print_bench_help(std::FILE* to) {
 }  // namespace
 
 std::span<const bench_command> all_bench_commands() {
-  static constexpr std::array<bench_command, 4> commands{{
+  static constexpr std::array<bench_command, 5> commands{{
+      {"context", "prompt builder: definition recall on real code at 1,024/2,048 tokens, build time", run_bench_context},
       {"decode", "prefill/decode tokens/s and weight GB/s against measured memory bandwidth", run_bench_decode},
       {"expert-cache", "expert-cache hit rate and disk bytes/token per policy, replaying a routing trace",
        run_bench_expert_cache},

@@ -9,8 +9,9 @@
 namespace qcoder::cli {
 
 std::span<const command> all_commands() {
-  static constexpr std::array<command, 8> commands{{
+  static constexpr std::array<command, 9> commands{{
       {"bench", "performance modes (tokenize, decode, ...); `qcoder bench --help` lists them", run_bench},
+      {"context", "assemble the completion prompt for a cursor and show the token budget per block", run_context},
       {"detokenize", "decode lines of token id arrays into {\"text\": ...} lines", run_detokenize},
       {"generate", "continue a prompt of token ids (greedy or sampled) and print the new ids", run_generate},
       {"info", "find the model (--model or the Hugging Face cache) and describe it", run_info},
