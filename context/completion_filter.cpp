@@ -45,7 +45,7 @@ std::string_view to_string(stop_reason reason) {
   return "?";
 }
 
-indent_style detect_indent_style(std::string_view text) {
+indent_style detect_indent_style(std::string_view text, bool tabs_by_default) {
   std::size_t tab_lines = 0, space_lines = 0, previous = 0, scanned = 0;
   std::map<std::size_t, std::size_t> steps;
   for (std::size_t pos = 0; pos < text.size() && scanned < 2000; ++scanned) {
@@ -63,7 +63,7 @@ indent_style detect_indent_style(std::string_view text) {
     previous = indent.size();
   }
   indent_style style;
-  style.tabs = tab_lines > space_lines;
+  style.tabs = tab_lines > space_lines || (tab_lines == 0 && space_lines == 0 && tabs_by_default);
   std::size_t best = 0;
   for (const std::size_t width : {2u, 4u, 8u, 3u}) {
     if (steps.count(width) && steps[width] > best) {
@@ -99,7 +99,8 @@ completion_plan plan_completion(const source_view& src, std::size_t cursor, std:
     pos = start;
   }
   const std::size_t around = cursor > 100000 ? cursor - 100000 : 0;
-  plan.style = detect_indent_style(text.substr(line_start_at(text, around)));
+  plan.style = detect_indent_style(text.substr(line_start_at(text, around)), src.lang == language::go);
+  if (!plan.line_prefix.empty() && plan.line_prefix[0] == '\t') plan.style.tabs = true;
 
   const cursor_syntax syntax = analyze_cursor(src, cursor, 4096);
   const sv suffix = trim(plan.line_suffix);
@@ -123,8 +124,8 @@ completion_plan plan_completion(const source_view& src, std::size_t cursor, std:
     std::size_t columns = 0;
     for (char c : plan.line_prefix) columns = c == '\t' ? (columns / plan.style.width + 1) * plan.style.width : columns + 1;
     plan.scope_indent = columns;
-  } else if (before.back() == '{' || before.back() == '(' || before.back() == '[' ||
-             (plan.python && before.back() == ':')) {
+  } else if ((before.back() == '{' && !before.ends_with("${")) || (plan.python && before.back() == ':') ||
+             ((before.back() == '(' || before.back() == '[') && suffix.empty())) {
     plan.mode = completion_mode::multi_line;
     plan.reason = "opens a block";
     std::size_t columns = 0;
@@ -196,7 +197,11 @@ void completion_filter::settle(std::string line, bool last) {
     return;
   }
   const bool line_starts_fresh = !first || is_blank(plan_.line_prefix);
-  if (line_starts_fresh && !trimmed.empty() && !plan_.next_lines.empty() && trimmed == trim(plan_.next_lines[0])) {
+  // The suffix continues here: the same text at the same depth (a "}" closing an inner block is not the
+  // "}" of the enclosing one that follows the cursor).
+  const bool same_depth = first || columns(leading_space(line)) == (plan_.next_lines.empty() ? 0 : columns(leading_space(plan_.next_lines[0])));
+  if (line_starts_fresh && same_depth && !trimmed.empty() && !plan_.next_lines.empty() &&
+      trimmed == trim(plan_.next_lines[0])) {
     stop(stop_reason::suffix_continues);
     return;
   }

@@ -38,8 +38,8 @@ struct indent_style {
   bool tabs = false;
   std::size_t width = 4;  // columns per level (and per tab)
 };
-// The style most of the file's indented lines use (4 spaces when nothing is indented).
-indent_style detect_indent_style(std::string_view text);
+// The style most of the file's indented lines use; when nothing is indented, 4 spaces or (Go) tabs.
+indent_style detect_indent_style(std::string_view text, bool tabs_by_default = false);
 
 struct completion_plan {
   completion_mode mode = completion_mode::single_line;

@@ -329,6 +329,9 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       if (found.empty()) continue;
       const auto module = imported_from.find(name);
       if (module != imported_from.end()) {
+        // An imported name: only a definition from the module it comes from will do.
+        std::erase_if(found, [&](const indexed_definition& x) { return module_match(x.path, module->second) == 0; });
+        if (found.empty()) continue;
         std::stable_sort(found.begin(), found.end(), [&](const auto& a, const auto& b) {
           return module_match(a.path, module->second) > module_match(b.path, module->second);
         });

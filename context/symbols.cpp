@@ -74,6 +74,7 @@ void append_lines(std::string& out, std::string_view text, std::size_t begin, st
       return;
     }
     std::string_view line = trim_right(text.substr(pos, eol - pos));
+    if (eol == end && line.empty() && count > 0) return;  // the blank start of the body's line
     line = remove_indent(line, indent);
     out.append(line);
     out.push_back('\n');
@@ -128,8 +129,9 @@ definition make_definition(language lang, std::string_view text, const found_def
   if (is_container) {
     // Header, then one line per member: their first lines, not their bodies.
     append_lines(def.snippet, text, start, body_start, indent, options.signature_lines, nullptr);
+    const std::size_t body_line = line_start_at(text, body_start);
     if (!def.snippet.empty() && def.snippet.back() == '\n' && body_start < end &&
-        text.substr(body_start, 1) != "\n") {
+        !is_blank(text.substr(body_line, body_start - body_line))) {
       // The body opens on the header's line ("class A {"): keep that opener on it.
       def.snippet.pop_back();
       const std::size_t opener_end = line_end_at(text, body_start);
@@ -183,7 +185,9 @@ std::vector<std::string> split_segments(std::string_view text, std::string_view 
     std::size_t j = text.find_first_of(separators, i);
     if (j == std::string_view::npos) j = text.size();
     const std::string_view part = text.substr(i, j - i);
-    if (!part.empty() && part != "crate" && part != "self" && part != "super") out.emplace_back(part);
+    if (!part.empty() && part != "." && part != ".." && part != "crate" && part != "self" && part != "super") {
+      out.emplace_back(part);
+    }
     i = j + 1;
   }
   return out;
@@ -197,13 +201,24 @@ std::size_t common_tail(const std::vector<std::string>& a, const std::vector<std
 
 }  // namespace
 
-std::vector<std::string> module_segments(std::string_view module) { return split_segments(module, "./:\\"); }
+std::vector<std::string> module_segments(std::string_view module) {
+  if (module.find('/') == std::string_view::npos && !module.ends_with(".h") && !module.ends_with(".hpp")) {
+    return split_segments(module, ".:\\");  // os.path, java.util, crate::a
+  }
+  // A path ("./util.js", "a/b/mod", "util.h"): drop the file extension, split on '/'.
+  const std::size_t slash = module.rfind('/');
+  const std::size_t dot = module.rfind('.');
+  if (dot != std::string_view::npos && (slash == std::string_view::npos || dot > slash + 1) && module.size() - dot <= 5) {
+    module = module.substr(0, dot);
+  }
+  return split_segments(module, "/\\");
+}
 
 // How well a definition's file matches the module it was imported from: trailing segments in common
 // ("a.b" matches "src/a/b.py", "./util" matches "lib/util.ts", Go's "x/y" matches the folder "x/y").
 std::size_t module_match(std::string_view def_path, std::string_view module) {
   if (module.empty()) return 0;
-  const std::vector<std::string> mod = split_segments(module, "./:\\");
+  const std::vector<std::string> mod = module_segments(module);
   std::string stem(def_path);
   if (const std::size_t slash = stem.rfind('/'), dot = stem.rfind('.'); dot != std::string::npos &&
                                                                          (slash == std::string::npos || dot > slash)) {

@@ -115,13 +115,14 @@ void workspace_index::build(std::stop_token stop, fs::path root) {
          it.increment(ec)) {
       entries.push_back(*it);
     }
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.path() > b.path(); });
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
+    std::vector<std::string> subfolders;
     for (const fs::directory_entry& entry : entries) {
       const std::string name = entry.path().filename().string();
       const std::string rel = dir.empty() ? name : dir + "/" + name;
       if (entry.is_symlink(ec)) continue;  // no cycles, no files outside the workspace
       if (entry.is_directory(ec)) {
-        if (!is_skipped_folder(name) && !ignore.ignored(rel, true)) pending.push_back(rel);
+        if (!is_skipped_folder(name) && !ignore.ignored(rel, true)) subfolders.push_back(rel);
         continue;
       }
       if (!entry.is_regular_file(ec)) continue;
@@ -133,6 +134,7 @@ void workspace_index::build(std::stop_token stop, fs::path root) {
       }
       files.emplace_back(rel, *lang);
     }
+    pending.insert(pending.end(), subfolders.rbegin(), subfolders.rend());  // popped in name order
   }
   {
     std::unique_lock lock(mutex_);
