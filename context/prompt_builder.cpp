@@ -158,55 +158,114 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   const auto header_cost = [&](const std::string& p) { return 2 + count_tokens(p); };
 
   // 1. Definitions of imported names: chosen from the file's imports and the index alone (not the cursor).
+  //    Ranked: names imported by name, then `module.member` uses, then other names of the file that an
+  //    imported module defines; what budget is left shows the imported modules' outlines (signatures in
+  //    file order), so a call about to be typed can find its callee.
   std::vector<chosen_def> imported;
   std::set<std::pair<std::string, std::uint32_t>> taken;  // (path, line) of chosen definitions
-  std::unordered_map<std::string, std::string> local_modules;  // local name -> module, for module imports
   std::unordered_map<std::string, std::string> imported_from;  // imported name -> module
   if (request.index != nullptr && src.tree != nullptr && src.lang) {
     symbol_options only_imports;
     only_imports.definitions = false;
     const file_symbols own = extract_symbols(*src.lang, text, src.tree, only_imports);
+    // Names the file defines itself are not imported, whatever else defines them too.
+    std::set<std::string> own_names;
+    if (const std::optional<file_symbols> indexed = request.index->file(path)) {
+      for (const definition& d : indexed->definitions) own_names.insert(d.name);
+    }
+    std::unordered_map<std::string, std::string> local_modules;  // local name -> module
     std::map<std::string, double> score;  // name -> score (std::map: deterministic order)
+    std::vector<std::string> module_files;  // files the imports name, in import order
+    std::set<std::string> seen_files;
     for (const import_entry& imp : own.imports) {
+      std::string full = imp.module;  // the module that `name` may itself be (from . import util)
       if (!imp.name.empty()) {
+        const bool relative_python = !imp.module.empty() && imp.module.back() == '.';
+        full = imp.module + (relative_python ? "" : imp.module.find('/') != std::string::npos ? "/" : ".") + imp.name;
         imported_from.emplace(imp.name, imp.module);
-        score[imp.name] += 2;
-        local_modules.emplace(imp.alias.empty() ? imp.name : imp.alias, imp.module + "/" + imp.name);
+        score[imp.name] += 3;
+        local_modules.emplace(imp.alias.empty() ? imp.name : imp.alias, full);
       } else {
         const std::vector<std::string> segments = module_segments(imp.module);
-        const std::string local = !imp.alias.empty() ? imp.alias : segments.empty() ? imp.module : segments.front();
-        local_modules.emplace(local, imp.module);
+        local_modules.emplace(!imp.alias.empty() ? imp.alias : segments.empty() ? imp.module : segments.front(), imp.module);
+      }
+      for (const std::string& m : {imp.module, full}) {
+        for (std::string& f : request.index->files_for_module(m, 4)) {
+          if (f != path && module_files.size() < 16 && seen_files.insert(f).second) module_files.push_back(std::move(f));
+        }
       }
     }
     for (const auto& [object, member] : member_accesses(src)) {
       const auto it = local_modules.find(object);
       if (it == local_modules.end()) continue;
       imported_from.emplace(member, it->second);
-      score[member] += 1;
+      score[member] += 2;
+    }
+    // What the imported modules define, and the file's other uses of those names.
+    std::unordered_map<std::string, indexed_definition> exported;
+    std::vector<std::vector<indexed_definition>> outlines;  // per module file
+    for (const std::string& f : module_files) {
+      const std::optional<file_symbols> symbols = request.index->file(f);
+      if (!symbols) continue;
+      outlines.emplace_back();
+      for (const definition& d : symbols->definitions) {
+        indexed_definition entry{f, language_from_path(f).value_or(language::python), d};
+        if (d.kind != def_kind::method) outlines.back().push_back(entry);
+        exported.emplace(d.name, std::move(entry));
+      }
+    }
+    // Round robin over the modules, so one large module does not crowd out the others.
+    std::vector<indexed_definition> outline;
+    for (std::size_t k = 0, added = 1; added != 0; ++k) {
+      added = 0;
+      for (std::vector<indexed_definition>& o : outlines) {
+        if (k < o.size()) outline.push_back(std::move(o[k])), ++added;
+      }
+    }
+    if (text.size() <= (512u << 10)) {
+      std::map<std::string, int> uses;
+      for (const name_use& use : identifiers_in(src, 0, text.size())) {
+        if (exported.count(use.name)) ++uses[use.name];
+      }
+      for (const auto& [name, n] : uses) score[name] += 1 + 0.1 * std::min(n, 9);
     }
     std::vector<std::pair<double, std::string>> ranked;
     for (const auto& [name, s] : score) ranked.emplace_back(-s, name);
     std::sort(ranked.begin(), ranked.end());
-    std::size_t cap = share(options_.imports_share);
+    const std::size_t cap = share(options_.imports_share);
     std::set<std::string> files;
     std::size_t spent = 0;
-    for (const auto& [negative, name] : ranked) {
-      std::vector<indexed_definition> found = request.index->lookup(name, 64);
-      std::erase_if(found, [&](const indexed_definition& d) { return d.path == path; });
-      if (found.empty()) continue;
-      const std::string& module = imported_from[name];
-      std::stable_sort(found.begin(), found.end(), [&](const auto& a, const auto& b) {
-        return module_match(a.path, module) > module_match(b.path, module);
-      });
-      if (found.size() > 1 && module_match(found[0].path, module) == 0) continue;  // ambiguous
-      chosen_def pick{std::move(found.front()), false};
+    const auto try_add = [&](indexed_definition def) {
+      if (taken.count({def.path, def.def.line})) return;
+      chosen_def pick{std::move(def), false};
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
-      if (spent + cost > cap) continue;
+      if (spent + cost > cap) return;
       spent += cost;
       files.insert(pick.def.path);
       taken.emplace(pick.def.path, pick.def.def.line);
       imported.push_back(std::move(pick));
+    };
+    for (const auto& [negative, name] : ranked) {
+      if (spent >= cap) break;
+      if (own_names.count(name)) continue;
+      if (const auto it = exported.find(name); it != exported.end()) {
+        try_add(it->second);
+        continue;
+      }
+      std::vector<indexed_definition> found = request.index->lookup(name, 64);
+      std::erase_if(found, [&](const indexed_definition& d) { return d.path == path; });
+      if (found.empty()) continue;
+      const std::string& module = imported_from[name];
+      std::stable_sort(found.begin(), found.end(), [&](const auto& x, const auto& y) {
+        return module_match(x.path, module) > module_match(y.path, module);
+      });
+      if (found.size() > 1 && module_match(found[0].path, module) == 0) continue;  // ambiguous
+      try_add(std::move(found.front()));
+    }
+    for (indexed_definition& def : outline) {
+      if (spent >= cap) break;
+      if (!own_names.count(def.def.name)) try_add(std::move(def));
     }
     used_tokens += spent;
   }
@@ -321,10 +380,14 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     for (const auto& [d, name] : ranked) {
       if (used_tokens + reserve >= budget) break;
       std::vector<indexed_definition> found = request.index->lookup(name, 64);
-      // The file's own definitions count only when they are outside the text the prompt shows.
-      std::erase_if(found, [&](const indexed_definition& x) {
-        return x.path == path && x.def.end_line >= window_first_line && x.def.line <= window_last_line;
-      });
+      // The file's own definition wins (that is what the name means here); it is only worth showing when
+      // it lies outside the text the prompt already holds.
+      if (const auto own = std::find_if(found.begin(), found.end(), [&](const auto& x) { return x.path == path; });
+          own != found.end()) {
+        if (own->def.end_line >= window_first_line && own->def.line <= window_last_line) continue;
+        indexed_definition keep = std::move(*own);
+        found.assign(1, std::move(keep));
+      }
       std::erase_if(found, [&](const indexed_definition& x) { return taken.count({x.path, x.def.line}) != 0; });
       if (found.empty()) continue;
       const auto module = imported_from.find(name);

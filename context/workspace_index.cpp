@@ -29,6 +29,19 @@ std::string read_file(const fs::path& path, std::uint64_t limit) {
 
 std::string generic(const fs::path& path) { return path.generic_string(); }
 
+// The names a module import can use for a file: its stem, and its folder's name for package files
+// (__init__.py, index.ts, mod.rs, lib.rs) and for Go, whose packages are folders.
+std::vector<std::string> stem_keys(std::string_view path, language lang) {
+  std::vector<std::string> keys;
+  const fs::path p(path);
+  const std::string stem = p.stem().string();
+  keys.push_back(stem);
+  const std::string folder = p.parent_path().filename().string();
+  const bool package_file = stem == "__init__" || stem == "index" || stem == "mod" || stem == "lib";
+  if (!folder.empty() && (package_file || lang == language::go)) keys.push_back(folder);
+  return keys;
+}
+
 struct parser_deleter {
   void operator()(TSParser* p) const { ts_parser_delete(p); }
 };
@@ -75,6 +88,7 @@ void workspace_index::start(const fs::path& root, std::stop_token stop) {
     free_ids_.clear();
     ids_.clear();
     names_.clear();
+    stems_.clear();
     stats_ = index_stats{};
     stats_.building = true;
   }
@@ -192,6 +206,7 @@ bool workspace_index::store(std::string path, language lang, file_symbols symbol
     files_.emplace_back();
   }
   for (std::uint32_t k = 0; k < symbols.definitions.size(); ++k) names_[symbols.definitions[k].name].emplace_back(id, k);
+  for (const std::string& key : stem_keys(path, lang)) stems_[key].push_back(id);
   stats_.files += 1;
   stats_.definitions += symbols.definitions.size();
   stats_.bytes += bytes;
@@ -207,6 +222,12 @@ void workspace_index::erase_locked(std::uint32_t id) {
     if (it == names_.end()) continue;
     std::erase_if(it->second, [id](const auto& ref) { return ref.first == id; });
     if (it->second.empty()) names_.erase(it);
+  }
+  for (const std::string& key : stem_keys(entry.path, entry.lang)) {
+    auto it = stems_.find(key);
+    if (it == stems_.end()) continue;
+    std::erase(it->second, id);
+    if (it->second.empty()) stems_.erase(it);
   }
   stats_.files -= 1;
   stats_.definitions -= entry.symbols.definitions.size();
@@ -279,6 +300,26 @@ std::vector<std::string> workspace_index::paths() const {
   out.reserve(ids_.size());
   for (const auto& [path, id] : ids_) out.push_back(path);
   std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> workspace_index::files_for_module(std::string_view module, std::size_t max) const {
+  const std::vector<std::string> segments = module_segments(module);
+  std::vector<std::string> out;
+  if (segments.empty()) return out;
+  std::shared_lock lock(mutex_);
+  const auto it = stems_.find(segments.back());
+  if (it == stems_.end()) return out;
+  std::size_t best = 1;
+  for (const std::uint32_t id : it->second) {
+    const std::string& path = files_[id]->path;
+    const std::size_t score = module_match(path, module);
+    if (score < best) continue;
+    if (score > best) out.clear(), best = score;
+    out.push_back(path);
+  }
+  std::sort(out.begin(), out.end());
+  if (out.size() > max) out.resize(max);
   return out;
 }
 

@@ -89,6 +89,9 @@ class workspace_index {
   std::optional<file_symbols> file(std::string_view path) const;
   // Every indexed path, sorted.
   std::vector<std::string> paths() const;
+  // The files an import names ("os.path", "./util", "a/b/mod", "util.h"): those whose path matches the
+  // module best (module_match, at least 1), at most `max`, sorted. A Go import names a folder: all its files.
+  std::vector<std::string> files_for_module(std::string_view module, std::size_t max = 8) const;
 
   index_stats stats() const;
   std::filesystem::path root() const;
@@ -113,6 +116,7 @@ class workspace_index {
   std::vector<std::uint32_t> free_ids_;
   std::unordered_map<std::string, std::uint32_t> ids_;  // path -> file id
   std::unordered_map<std::string, std::vector<std::pair<std::uint32_t, std::uint32_t>>> names_;  // -> (file, def)
+  std::unordered_map<std::string, std::vector<std::uint32_t>> stems_;  // file stem (or package folder) -> files
   index_stats stats_;
   std::jthread builder_;
 };

@@ -22,6 +22,7 @@
 #include "context/document.h"
 #include "context/prompt_builder.h"
 #include "context/queries.h"
+#include "context/symbols.h"
 #include "context/text_lines.h"
 #include "context/workspace_index.h"
 #include "lsp/cli/bench_command.h"
@@ -47,7 +48,8 @@ std::string read_all(const fs::path& path) {
   return std::move(out).str();
 }
 
-// Call sites in one file whose callee the index holds exactly once, in another file.
+// Call sites in one file whose callee the index holds exactly once, in another file that one of the file's
+// imports names (so the call really refers to it, not to a builtin or a method of the same name).
 void find_call_sites(const context::workspace_index& index, const std::string& path, context::language lang,
                      const std::string& text, std::vector<call_site>& out) {
   const TSQuery* query = context::calls_query(lang);
@@ -55,6 +57,17 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
   context::document doc(path, lang, text);
   const TSTree* tree = doc.tree();
   if (tree == nullptr) return;
+  context::symbol_options only_imports;
+  only_imports.definitions = false;
+  std::vector<std::string> modules;
+  for (const context::import_entry& imp : context::extract_symbols(lang, text, tree, only_imports).imports) {
+    modules.push_back(imp.module);
+    if (!imp.name.empty()) modules.push_back(imp.module + "/" + imp.name);
+  }
+  const auto imported = [&](const std::string& def_path) {
+    return std::any_of(modules.begin(), modules.end(),
+                       [&](const std::string& m) { return context::module_match(def_path, m) > 0; });
+  };
   uint32_t name_capture = 0;
   for (uint32_t id = 0; id < ts_query_capture_count(query); ++id) {
     uint32_t length = 0;
@@ -70,10 +83,11 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
       const TSNode node = match.captures[i].node;
       const std::string name = text.substr(ts_node_start_byte(node), ts_node_end_byte(node) - ts_node_start_byte(node));
       const std::size_t line_start = context::line_start_at(text, ts_node_start_byte(node));
-      if (line_start == last_line || index.count(name) != 1) continue;
+      if (line_start == last_line || name.starts_with("__") || index.count(name) != 1) continue;
       const std::vector<context::indexed_definition> defs = index.lookup(name, 1);
       if (defs.empty() || defs[0].path == path ||
-          (defs[0].def.kind != context::def_kind::function && defs[0].def.kind != context::def_kind::method)) {
+          (defs[0].def.kind != context::def_kind::function && defs[0].def.kind != context::def_kind::method) ||
+          !imported(defs[0].path)) {
         continue;
       }
       last_line = line_start;

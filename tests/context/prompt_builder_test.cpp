@@ -92,7 +92,7 @@ TEST(PromptBuilder, TypeScriptNamedAndNamespaceImports) {
 TEST(PromptBuilder, CNameUsedNearTheCursorGetsItsSnippet) {
   workspace_index index;
   index.update_file("lib/add.c", "int add(int a, int b) {\n  return a + b;\n}\n");
-  const auto [text, cursor] = with_cursor("#include \"add.h\"\nint main(void) {\n  int x = add(1, 2);\n  |\n}\n");
+  const auto [text, cursor] = with_cursor("#include <stdio.h>\nint main(void) {\n  int x = add(1, 2);\n  |\n}\n");
   document doc("main.c", language::c, text);
   prompt_builder builder = make_builder();
   const prompt p = builder.build({doc.view(), cursor, &index, nullptr}).value();
