@@ -4,7 +4,7 @@
 // in the workspace, in another file (so finding it takes the index, and "the right definition" is not
 // ambiguous). For each, the call's line is emptied (its indentation kept) and the cursor put there, as if
 // the user were about to type the call; the prompt is built at each budget and counts as a hit when the
-// callee's first line appears in a context block (imports, used, snippet). Build time is the builder's
+// callee's first line (less an opening brace) appears in a context block (imports, used, snippet). Build time is the builder's
 // call alone (in the server the tree is already up to date when a request comes).
 #include <algorithm>
 #include <chrono>
@@ -91,7 +91,10 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
         continue;
       }
       last_line = line_start;
-      out.push_back({path, lang, line_start, context::line_end_at(text, line_start), name, defs[0].def.first_line});
+      // The header as a prompt shows it: signatures stop before the body, so without an opening brace.
+      std::string_view header = defs[0].def.first_line;
+      if (header.ends_with("{")) header = context::trim_right(header.substr(0, header.size() - 1));
+      out.push_back({path, lang, line_start, context::line_end_at(text, line_start), name, std::string(header)});
     }
   }
   ts_query_cursor_delete(cursor);
