@@ -19,14 +19,15 @@ void print_bench_help(std::FILE* to) {
 }  // namespace
 
 std::span<const bench_command> all_bench_commands() {
-  static constexpr std::array<bench_command, 5> commands{{
+  static constexpr bench_command commands[] = {
+      {"context", "prompt builder: definition recall on real code at 1,024/2,048 tokens, build time", run_bench_context},
       {"decode", "prefill/decode tokens/s and weight GB/s against measured memory bandwidth", run_bench_decode},
       {"expert-cache", "expert-cache hit rate and disk bytes/token per policy, replaying a routing trace",
        run_bench_expert_cache},
       {"fim-typing", "time to first token while typing, with and without the prefix cache", run_bench_fim_typing},
       {"matmul", "one weight matrix (FP8/BF16/F16/F32): GB/s against measured memory bandwidth", run_bench_matmul},
       {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
-  }};
+  };
   return commands;
 }
 

@@ -20,6 +20,7 @@ struct bench_command {
 std::span<const bench_command> all_bench_commands();
 
 // The sub-benchmarks.
+int run_bench_context(args_view args);
 int run_bench_decode(args_view args);
 int run_bench_matmul(args_view args);
 int run_bench_expert_cache(args_view args);

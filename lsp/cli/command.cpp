@@ -9,17 +9,18 @@
 namespace qcoder::cli {
 
 std::span<const command> all_commands() {
-  static constexpr std::array<command, 9> commands{{
+  static constexpr command commands[] = {
       {"bench", "performance modes (tokenize, decode, ...); `qcoder bench --help` lists them", run_bench},
+      {"context", "assemble the completion prompt for a cursor and show the token budget per block", run_context},
       {"detokenize", "decode lines of token id arrays into {\"text\": ...} lines", run_detokenize},
       {"generate", "continue a prompt of token ids (greedy or sampled) and print the new ids", run_generate},
       {"info", "find the model (--model or the Hugging Face cache) and describe it", run_info},
-      {"lsp", "run the language server on stdin/stdout (started by the editor)", run_lsp},
       {"logits", "write the logits of every prompt position as float32 (prefill or --step)", run_logits},
+      {"lsp", "run the language server on stdin/stdout (started by the editor)", run_lsp},
       {"make-model", "write a random qwen3_next checkpoint (tiny or real-size slice, BF16 or FP8) for tests", run_make_model},
       {"tokenize", "encode lines of {\"text\": ...} and print one JSON array of token ids per line", run_tokenize},
       {"version", "print the version, build type, CPU features and CUDA support", run_version},
-  }};
+  };
   return commands;
 }
 

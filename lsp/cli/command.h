@@ -37,6 +37,7 @@ int report_failure(const error& err);
 // The subcommands (one file each).
 int run_version(args_view args);
 int run_bench(args_view args);
+int run_context(args_view args);
 int run_detokenize(args_view args);
 int run_tokenize(args_view args);
 int run_generate(args_view args);
