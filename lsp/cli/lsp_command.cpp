@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -10,8 +11,11 @@
 #include <spdlog/spdlog.h>
 
 #include "lsp/cli/command.h"
+#include "lsp/cli/model_flags.h"
+#include "lsp/cli/prefix_cache_flags.h"
 #include "lsp/jsonrpc/connection.h"
 #include "lsp/server/language_server.h"
+#include "lsp/server/model_host.h"
 #include "lsp/server/stream_transport.h"
 
 namespace qcoder::cli {
@@ -49,6 +53,8 @@ int run_lsp(args_view args) {
   bool allow_remote = false;
   std::string listen;
   std::string max_message = "64MiB";
+  model_flags model;
+  prefix_cache_flags cache;
   arg_parser parser("lsp [--stdio | --listen HOST:PORT]",
                     "Run the language server over stdin/stdout (what editors start). Exits with 0 after the\n"
                     "client's shutdown + exit, 1 when the input ends or exit comes without shutdown.");
@@ -56,6 +62,8 @@ int run_lsp(args_view args) {
       .option("listen", "HOST:PORT", "serve one client over TCP instead (e.g. 127.0.0.1:2087; loopback only)", &listen)
       .flag("allow-remote", "with --listen: accept a non-loopback address", &allow_remote)
       .option("max-message", "SIZE", "largest message accepted from the client", &max_message);
+  model.add_to(parser);
+  cache.add_to(parser);
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
   result<std::uint64_t> cap = parse_size(max_message);
@@ -85,13 +93,28 @@ int run_lsp(args_view args) {
   lsp::stream_transport transport(in_fd, out_fd, static_cast<std::size_t>(*cap));
   jsonrpc::connection rpc(transport.sender());
   lsp::language_server server(rpc);
+  // The model loads in the background once the client is initialized; a clean shutdown saves the prefix
+  // cache (off the I/O thread) before answering.
+  lsp::model_host host(rpc, [&model, &cache] { return load_engine(model, cache); });
+  server.set_on_initialized([&] { host.start(server.client_supports_progress()); });
+  std::thread shutting_down;
+  server.set_on_shutdown([&](jsonrpc::reply r) {
+    shutting_down = std::thread([&host, r = std::move(r)]() mutable {
+      if (result<void> saved = host.shutdown(); !saved) spdlog::warn("lsp: {}", saved.err().message);
+      r.result(nullptr);
+    });
+  });
   spdlog::info("lsp: serving on {}", listen.empty() ? "stdin/stdout" : listen);
   transport.run(
       [&](std::string_view body) {
         rpc.receive(body);
-        if (server.exit_code()) transport.stop();
+        if (server.exit_code()) {
+          if (shutting_down.joinable()) shutting_down.join();  // its answer goes out before we stop
+          transport.stop();
+        }
       },
       [&](std::string_view why) { rpc.reject_frame(why); });
+  if (shutting_down.joinable()) shutting_down.join();
   const int code = server.exit_code().value_or(1);
   spdlog::info("lsp: exiting with {}{}", code, transport.input_ended() ? " (end of input)" : "");
   return code;

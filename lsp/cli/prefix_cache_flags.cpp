@@ -51,12 +51,28 @@ result<opened_prefix_cache> opened_prefix_cache::open(const prefix_cache_flags& 
   return out;
 }
 
+std::function<result<void>(const engine::prefix_cache&)> opened_prefix_cache::saver() const {
+  return [file = file_, identity = identity_](const engine::prefix_cache& cache) -> result<void> {
+    if (file.empty()) return ok();
+    QCODER_CHECK(cache.save(file, identity));
+    spdlog::info("prefix cache: saved {} snapshots, {:.1f} MiB to {}", cache.snapshot_count(),
+                 static_cast<double>(cache.bytes()) / (1 << 20), file);
+    return ok();
+  };
+}
+
 result<void> opened_prefix_cache::save() const {
-  if (!cache_ || file_.empty()) return ok();
-  QCODER_CHECK(cache_->save(file_, identity_));
-  spdlog::info("prefix cache: saved {} snapshots, {:.1f} MiB to {}", cache_->snapshot_count(),
-               static_cast<double>(cache_->bytes()) / (1 << 20), file_);
-  return ok();
+  if (!cache_) return ok();
+  return saver()(*cache_);
+}
+
+result<service::loaded_engine> load_engine(const model_flags& model, const prefix_cache_flags& cache) {
+  service::loaded_engine out;
+  QCODER_TRY(out.model, model.load());
+  QCODER_TRY(opened_prefix_cache opened, opened_prefix_cache::open(cache, *out.model));
+  out.save_cache = opened.saver();
+  out.cache = opened.release();
+  return out;
 }
 
 }  // namespace qcoder::cli

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "engine/memory/prefix_cache.h"
 #include "engine/model/qwen3_next.h"
 #include "lsp/cli/arg_parser.h"
+#include "lsp/cli/model_flags.h"
+#include "service/inference_worker.h"
 
 namespace qcoder::cli {
 
@@ -32,11 +35,18 @@ class opened_prefix_cache {
   engine::prefix_cache* get() const { return cache_.get(); }
   // Writes the cache to the folder (when one was given). Errors are returned, and nothing is half-written.
   result<void> save() const;
+  // For an owner elsewhere (the inference worker): the cache, and a function that saves a cache to this
+  // one's file (does nothing without a folder).
+  std::unique_ptr<engine::prefix_cache> release() { return std::move(cache_); }
+  std::function<result<void>(const engine::prefix_cache&)> saver() const;
 
  private:
   std::unique_ptr<engine::prefix_cache> cache_;
   std::string file_;
   std::string identity_;
 };
+
+// Loads the model and opens its prefix cache from the flags: what the inference worker runs at start.
+result<service::loaded_engine> load_engine(const model_flags& model, const prefix_cache_flags& cache);
 
 }  // namespace qcoder::cli

@@ -21,11 +21,18 @@ language_server::language_server(jsonrpc::connection& rpc) : rpc_(rpc) {
     return std::nullopt;
   });
   rpc_.on_request("initialize", [this](const json& params, jsonrpc::reply r) { on_initialize(params, std::move(r)); });
-  rpc_.on_notification("initialized", [](const json&) { spdlog::debug("lsp: client initialized"); });
+  rpc_.on_notification("initialized", [this](const json&) {
+    spdlog::debug("lsp: client initialized");
+    if (initialized_ && on_initialized_) on_initialized_();
+  });
   rpc_.on_request("shutdown", [this](const json&, jsonrpc::reply r) {
     shut_down_ = true;
     rpc_.cancel_all();
-    r.result(nullptr);
+    if (on_shutdown_) {
+      on_shutdown_(std::move(r));
+    } else {
+      r.result(nullptr);
+    }
   });
   rpc_.on_notification("exit", [this](const json&) {
     rpc_.cancel_all();
@@ -55,6 +62,15 @@ void language_server::on_initialize(const json& params, jsonrpc::reply r) {
   initialized_ = true;
   r.result(json{{"capabilities", capabilities()},
                 {"serverInfo", {{"name", "qcoder"}, {"version", std::string(version_string)}}}});
+}
+
+bool language_server::client_supports_progress() const {
+  const json* c = &client_;
+  for (const char* key : {"capabilities", "window", "workDoneProgress"}) {
+    if (!c->is_object() || !c->contains(key)) return false;
+    c = &(*c)[key];
+  }
+  return c->is_boolean() && c->get<bool>();
 }
 
 json language_server::capabilities() const {

@@ -7,6 +7,7 @@
 // Thread-safety: handlers run on the I/O thread; the state is read by the transport's loop on that thread.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,13 @@ class language_server {
   position_encoding encoding() const { return encoding_; }
   // The client's initialize params (empty object before initialize).
   const jsonrpc::json& client() const { return client_; }
+  // Whether the client accepts server-initiated work-done progress (window.workDoneProgress).
+  bool client_supports_progress() const;
+
+  // Called when the client sends `initialized` (e.g. to start loading the model).
+  void set_on_initialized(std::function<void()> hook) { on_initialized_ = std::move(hook); }
+  // Called for `shutdown` with its reply (e.g. to save caches before answering); the default answers null.
+  void set_on_shutdown(std::function<void(jsonrpc::reply)> hook) { on_shutdown_ = std::move(hook); }
 
  private:
   void on_initialize(const jsonrpc::json& params, jsonrpc::reply r);
@@ -37,6 +45,8 @@ class language_server {
   std::optional<int> exit_code_;
   position_encoding encoding_ = position_encoding::utf16;
   jsonrpc::json client_ = jsonrpc::json::object();
+  std::function<void()> on_initialized_;
+  std::function<void(jsonrpc::reply)> on_shutdown_;
 };
 
 }  // namespace qcoder::lsp

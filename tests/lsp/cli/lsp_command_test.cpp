@@ -26,10 +26,10 @@ using qcoder::testing_support::run_qcoder;
 std::string message(const json& m) { return qcoder::jsonrpc::frame(m.dump()); }
 
 // Runs `qcoder lsp` with `input` on stdin; stdout only (stderr dropped).
-qcoder::testing_support::run_result run_lsp(const std::string& input, const char* name) {
+qcoder::testing_support::run_result run_lsp(const std::string& input, const char* name, const std::string& flags = "") {
   const std::filesystem::path file = std::filesystem::path(::testing::TempDir()) / name;
   std::ofstream(file, std::ios::binary) << input;
-  return run_qcoder("lsp --stdio < " + file.string(), /*merge_stderr=*/false);
+  return run_qcoder("lsp --stdio " + flags + " < " + file.string(), /*merge_stderr=*/false);
 }
 
 std::vector<json> bodies(const std::string& out) {
@@ -44,6 +44,74 @@ std::vector<json> bodies(const std::string& out) {
   return result;
 }
 
+// Replies to our requests (notifications and server-to-client requests left out).
+std::vector<json> responses(const std::vector<json>& all) {
+  std::vector<json> out;
+  for (const json& m : all) {
+    if (m.contains("id") && !m.contains("method")) out.push_back(m);
+  }
+  return out;
+}
+
+const json* find_method(const std::vector<json>& all, const std::string& method, std::size_t skip = 0) {
+  for (const json& m : all) {
+    if (m.value("method", "") == method && skip-- == 0) return &m;
+  }
+  return nullptr;
+}
+
+TEST(LspCommand, LoadsTheModelWithProgressAndSavesThePrefixCacheAtShutdown) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / "lsp-prefix-cache";
+  std::filesystem::remove_all(dir);
+  const json init_params = {{"capabilities", {{"window", {{"workDoneProgress", true}}}}}};
+  const std::string input =
+      message({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"}, {"params", init_params}}) +
+      message({{"jsonrpc", "2.0"}, {"method", "initialized"}, {"params", json::object()}}) +
+      message({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "shutdown"}}) + message({{"jsonrpc", "2.0"}, {"method", "exit"}});
+  const auto r = run_lsp(input, "lsp-model.in",
+                         "--model " + std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/bf16 --prefix-cache 16MiB " +
+                             "--prefix-cache-dir " + dir.string());
+  EXPECT_EQ(r.exit_code, 0);
+  const std::vector<json> all = bodies(r.out);
+  const json* create = find_method(all, "window/workDoneProgress/create");
+  ASSERT_NE(create, nullptr);
+  const json* begin = find_method(all, "$/progress", 0);
+  const json* end = find_method(all, "$/progress", 1);
+  ASSERT_TRUE(begin != nullptr && end != nullptr);
+  EXPECT_EQ((*begin)["params"]["value"]["kind"], "begin");
+  EXPECT_EQ((*end)["params"]["value"]["kind"], "end");
+  EXPECT_EQ((*end)["params"]["token"], (*create)["params"]["token"]);
+  const json* loading = find_method(all, "qcoder/status", 0);
+  const json* idle = find_method(all, "qcoder/status", 1);
+  ASSERT_TRUE(loading != nullptr && idle != nullptr);
+  EXPECT_EQ((*loading)["params"]["state"], "loading");
+  EXPECT_EQ((*idle)["params"]["state"], "idle");
+  const std::vector<json> replies = responses(all);
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[1]["id"], 2);
+  EXPECT_TRUE(replies[1]["result"].is_null());
+  // The clean shutdown saved the (empty) prefix cache for this model.
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.path().filename().string().starts_with("prefix-cache-");
+  EXPECT_EQ(files, 1);
+}
+
+TEST(LspCommand, AModelThatFailsToLoadIsReportedToTheUser) {
+  const std::string input =
+      message({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"}, {"params", json::object()}}) +
+      message({{"jsonrpc", "2.0"}, {"method", "initialized"}, {"params", json::object()}}) +
+      message({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "shutdown"}}) + message({{"jsonrpc", "2.0"}, {"method", "exit"}});
+  const auto r = run_lsp(input, "lsp-nomodel.in", "--model /nonexistent-model");
+  EXPECT_EQ(r.exit_code, 0);
+  const std::vector<json> all = bodies(r.out);
+  const json* shown = find_method(all, "window/showMessage");
+  ASSERT_NE(shown, nullptr);
+  EXPECT_NE((*shown)["params"]["message"].get<std::string>().find("could not be loaded"), std::string::npos);
+  const json* error_status = find_method(all, "qcoder/status", 1);
+  ASSERT_NE(error_status, nullptr);
+  EXPECT_EQ((*error_status)["params"]["state"], "error");
+}
+
 TEST(LspCommand, CleanSessionExitsWithZeroAndStdoutHasOnlyFrames) {
   const std::string input =
       message({{"jsonrpc", "2.0"}, {"id", 1}, {"method", "initialize"}, {"params", {{"capabilities", json::object()}}}}) +
@@ -51,9 +119,9 @@ TEST(LspCommand, CleanSessionExitsWithZeroAndStdoutHasOnlyFrames) {
       "Content-Length: 3\r\n\r\n{x}" +
       message({{"jsonrpc", "2.0"}, {"id", 2}, {"method", "shutdown"}}) +
       message({{"jsonrpc", "2.0"}, {"method", "exit"}});
-  const auto r = run_lsp(input, "lsp-clean.in");
+  const auto r = run_lsp(input, "lsp-clean.in", "--model /nonexistent-model");
   EXPECT_EQ(r.exit_code, 0);
-  const std::vector<json> out = bodies(r.out);
+  const std::vector<json> out = responses(bodies(r.out));
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0]["id"], 1);
   EXPECT_TRUE(out[0]["result"].contains("capabilities"));
