@@ -16,6 +16,7 @@
 #include "lsp/jsonrpc/connection.h"
 #include "lsp/server/language_server.h"
 #include "lsp/server/model_host.h"
+#include "lsp/server/open_documents.h"
 #include "lsp/server/stream_transport.h"
 
 namespace qcoder::cli {
@@ -93,6 +94,7 @@ int run_lsp(args_view args) {
   lsp::stream_transport transport(in_fd, out_fd, static_cast<std::size_t>(*cap));
   jsonrpc::connection rpc(transport.sender());
   lsp::language_server server(rpc);
+  lsp::open_documents documents(rpc, server);
   // The model loads in the background once the client is initialized; a clean shutdown saves the prefix
   // cache (off the I/O thread) before answering.
   lsp::model_host host(rpc, [&model, &cache] { return load_engine(model, cache); });
