@@ -1,0 +1,68 @@
+// Inline completion, protocol-free: from a file's text and a cursor to cleaned completion text. Decides
+// the mode from the tree (none / single line / multi-line), builds the FIM prompt with context's prompt
+// builder, generates through the prefix cache, and cleans the stream with the completion filter, which
+// stops generation as soon as the rest cannot be used.
+//
+// Thread-safety: a completion_service belongs to the inference thread (it holds the prompt builder's
+// encoder); complete() runs there, inside an inference_worker job.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "context/completion_filter.h"
+#include "context/prompt_builder.h"
+#include "engine/memory/prefix_cache.h"
+#include "engine/model/qwen3_next.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace qcoder::service {
+
+struct completion_request {
+  std::string path;                       // relative or absolute; labels the file in the prompt
+  std::optional<context::language> lang;  // nullopt: plain text
+  std::string text;                       // the whole file as the editor has it
+  std::size_t cursor = 0;                 // byte offset in text
+  int alternatives = 1;                   // 1 (typing) or more (asked for): greedy first, then sampled
+  std::int64_t max_tokens = 128;
+  // Called with the cleaned text of the first alternative so far, as it grows; return false to stop.
+  std::function<bool(const std::string& text)> on_partial;
+  std::stop_token stop;
+};
+
+struct completion_result {
+  std::vector<std::string> items;  // distinct, non-empty
+  context::completion_mode mode = context::completion_mode::none;
+  std::string reason;              // why the mode, or why nothing
+  std::size_t prompt_tokens = 0;
+  std::int64_t restored_tokens = 0;  // of the prompt, from the prefix cache
+  std::size_t generated_tokens = 0;
+  bool cancelled = false;
+};
+
+class completion_service {
+ public:
+  // Loads the tokenizer from the model's folder. Error when it or a FIM control token is missing.
+  static result<std::unique_ptr<completion_service>> create(const std::filesystem::path& model_dir,
+                                                            context::prompt_options options = {});
+
+  result<completion_result> complete(engine::qwen3_next& model, engine::prefix_cache* cache,
+                                     const completion_request& request);
+
+  const engine::tokenizer& tokenizer() const { return *tok_; }
+
+ private:
+  completion_service(std::unique_ptr<engine::tokenizer> tok, context::prompt_builder builder,
+                     std::vector<std::int32_t> stop_ids);
+  std::unique_ptr<engine::tokenizer> tok_;
+  context::prompt_builder builder_;
+  std::vector<std::int32_t> stop_ids_;  // end of text and the format's control tokens
+  std::optional<engine::sequence_state> state_;
+};
+
+}  // namespace qcoder::service
