@@ -14,6 +14,7 @@
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
 #include "lsp/jsonrpc/connection.h"
+#include "lsp/server/inline_completion.h"
 #include "lsp/server/language_server.h"
 #include "lsp/server/model_host.h"
 #include "lsp/server/open_documents.h"
@@ -99,6 +100,7 @@ int run_lsp(args_view args) {
   // cache (off the I/O thread) before answering.
   lsp::model_host host(rpc, [&model, &cache] { return load_engine(model, cache); });
   server.set_on_initialized([&] { host.start(server.client_supports_progress()); });
+  lsp::inline_completion completions(rpc, server, documents, host);
   std::thread shutting_down;
   server.set_on_shutdown([&](jsonrpc::reply r) {
     shutting_down = std::thread([&host, r = std::move(r)]() mutable {
@@ -117,6 +119,8 @@ int run_lsp(args_view args) {
       },
       [&](std::string_view why) { rpc.reject_frame(why); });
   if (shutting_down.joinable()) shutting_down.join();
+  completions.stop();
+  host.stop();  // no job may outlive the features it calls back into
   const int code = server.exit_code().value_or(1);
   spdlog::info("lsp: exiting with {}{}", code, transport.input_ended() ? " (end of input)" : "");
   return code;

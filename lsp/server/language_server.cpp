@@ -75,7 +75,8 @@ bool language_server::client_supports_progress() const {
 
 json language_server::capabilities() const {
   return json{{"positionEncoding", encoding_ == position_encoding::utf8 ? "utf-8" : "utf-16"},
-              {"textDocumentSync", {{"openClose", true}, {"change", 2}, {"save", {{"includeText", false}}}}}};
+              {"textDocumentSync", {{"openClose", true}, {"change", 2}, {"save", {{"includeText", false}}}}},
+              {"inlineCompletionProvider", true}};
 }
 
 }  // namespace qcoder::lsp

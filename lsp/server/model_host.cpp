@@ -10,7 +10,9 @@ using jsonrpc::json;
 model_host::model_host(jsonrpc::connection& rpc, service::inference_worker::loader_fn load)
     : rpc_(rpc), load_(std::move(load)) {}
 
-model_host::~model_host() {
+model_host::~model_host() { stop(); }
+
+void model_host::stop() {
   std::unique_ptr<service::inference_worker> worker;
   {
     std::lock_guard lock(mutex_);

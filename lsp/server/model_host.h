@@ -30,6 +30,9 @@ class model_host {
   result<void> wait_ready(std::chrono::milliseconds timeout) const;
   // The clean shutdown: lets queued jobs finish and saves the prefix cache.
   result<void> shutdown();
+  // Stops the worker now (queued jobs are refused, the running one finishes); worker() is null after.
+  // Call before destroying what jobs refer to.
+  void stop();
 
  private:
   void on_state(service::model_state state, const std::string& detail);
