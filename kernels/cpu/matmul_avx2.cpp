@@ -104,15 +104,28 @@ x_scaling scaling_of(const float* x, std::int64_t cols) {
   }
 }
 
+// How both kernels walk W: rows of `cols` elements of `esize` bytes from `base`, in column blocks of
+// `block` (the quantisation block, or the whole row).
+struct block_walk {
+  block_walk(const weight_matrix& w, std::size_t element_size)
+      : cols(w.cols),
+        block(w.quantized() ? w.block_cols : w.cols),
+        n_blocks((cols + block - 1) / block),
+        esize(element_size),
+        base(static_cast<const std::uint8_t*>(w.data)) {}
+  std::int64_t cols, block, n_blocks;
+  std::size_t esize;
+  const std::uint8_t* base;
+};
+
 // Decode: one token, rows [r0, r1), up to 4 rows per pass, weights streamed once; 16 columns per step.
 template <dtype T>
 void gemv(float* out, const float* x, const weight_matrix& w, std::int64_t r0, std::int64_t r1) {
   using loads = gemv_loads<T>;
-  const std::int64_t cols = w.cols;
-  const std::int64_t block = w.quantized() ? w.block_cols : cols;
-  const std::int64_t n_blocks = (cols + block - 1) / block;
-  const std::size_t esize = dtype_size(T);
-  const auto* base = static_cast<const std::uint8_t*>(w.data);
+  const block_walk walk(w, dtype_size(T));
+  const std::int64_t cols = walk.cols, block = walk.block, n_blocks = walk.n_blocks;
+  const std::size_t esize = walk.esize;
+  const std::uint8_t* base = walk.base;
   const x_scaling scaling = scaling_of<T>(x, cols);
   const float x_scale = scaling.x_scale;
   const float unit = scaling.unit;
@@ -192,11 +205,10 @@ void gemv(float* out, const float* x, const weight_matrix& w, std::int64_t r0, s
 template <dtype T>
 void gemm(float* out, const float* x, const weight_matrix& w, std::int64_t n, std::int64_t r0, std::int64_t r1) {
   using loads = gemv_loads<T>;
-  const std::int64_t cols = w.cols;
-  const std::int64_t block = w.quantized() ? w.block_cols : cols;
-  const std::int64_t n_blocks = (cols + block - 1) / block;
-  const std::size_t esize = dtype_size(T);
-  const auto* base = static_cast<const std::uint8_t*>(w.data);
+  const block_walk walk(w, dtype_size(T));
+  const std::int64_t cols = walk.cols, block = walk.block, n_blocks = walk.n_blocks;
+  const std::size_t esize = walk.esize;
+  const std::uint8_t* base = walk.base;
   // Grown once per thread to the widest matrix and the largest batch; not in the steady state of a forward pass.
   thread_local std::vector<float> buffer;
   thread_local std::vector<x_scaling> scalings;
