@@ -9,6 +9,21 @@
 #include "engine/tokenizer/stream_decoder.h"
 
 namespace qcoder::service {
+namespace {
+
+// Where the next request is likely to resume: after the blocks that do not depend on the cursor (repo,
+// imports, used names, snippets), i.e. where the file's own text starts, and after the scope headers.
+std::vector<std::int64_t> snapshot_points(const context::prompt& prompt) {
+  std::vector<std::int64_t> points;
+  std::int64_t at = 0;
+  for (const context::prompt_block& block : prompt.blocks) {
+    if (block.kind == context::block_kind::file || block.kind == context::block_kind::prefix) points.push_back(at);
+    at += static_cast<std::int64_t>(block.tokens);
+  }
+  return points;
+}
+
+}  // namespace
 
 result<std::unique_ptr<completion_service>> completion_service::create(const std::filesystem::path& model_dir,
                                                                        context::prompt_options options) {
@@ -59,6 +74,7 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
     gen.stop_ids = stop_ids_;
     for (std::int64_t id : model.config().eos_token_ids) gen.stop_ids.push_back(static_cast<std::int32_t>(id));
     gen.cache = cache;
+    gen.plan.snapshot_at = snapshot_points(prompt);
     gen.stop = request.stop;
     if (alt == 0) {
       gen.sampling.greedy = true;
