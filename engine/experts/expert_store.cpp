@@ -20,6 +20,64 @@ std::uint64_t align_up(std::uint64_t v) { return (v + part_alignment - 1) / part
 
 }  // namespace
 
+result<std::vector<std::int32_t>> plan_expert_slots(const expert_store_options& options, const std::vector<bool>& sparse,
+                                                    std::uint64_t slot_bytes, std::int64_t experts) {
+  const auto layers = static_cast<std::int64_t>(sparse.size());
+  std::vector<std::int32_t> slots(sparse.size(), 0);
+  std::vector<bool> named(sparse.size(), false);
+  std::uint64_t named_bytes = 0;
+  auto to_slots = [&](std::uint64_t bytes) {
+    return static_cast<std::int32_t>(std::clamp<std::uint64_t>(bytes / std::max<std::uint64_t>(1, slot_bytes), 1,
+                                                               static_cast<std::uint64_t>(experts)));
+  };
+  for (const layer_budget& b : options.layer_budgets) {
+    if (b.first < 0 || b.first > b.last) {
+      return fail(errc::invalid_argument, "expert layer budget: {}-{} is not a range of layers", b.first, b.last);
+    }
+    for (std::int64_t l = b.first; l <= b.last; ++l) {
+      if (l >= layers) {
+        return fail(errc::invalid_argument, "expert layer budget: layer {} does not exist (the model has layers 0-{})", l,
+                    layers - 1);
+      }
+      const auto i = static_cast<std::size_t>(l);
+      if (!sparse[i]) return fail(errc::invalid_argument, "expert layer budget: layer {} is dense (it has no routed experts)", l);
+      if (named[i]) return fail(errc::invalid_argument, "expert layer budget: layer {} is named twice", l);
+      named[i] = true;
+      named_bytes += b.bytes;
+      slots[i] = to_slots(b.bytes);
+    }
+  }
+  if (named_bytes > options.ram_budget) {
+    return fail(errc::invalid_argument,
+                "expert layer budgets: the named layers take {:.3f} GB, more than the expert cache's {:.3f} GB in all",
+                static_cast<double>(named_bytes) / 1e9, static_cast<double>(options.ram_budget) / 1e9);
+  }
+  std::int64_t rest_layers = 0;
+  for (std::size_t i = 0; i < sparse.size(); ++i) rest_layers += sparse[i] && !named[i] ? 1 : 0;
+  const std::uint64_t rest_each = (options.ram_budget - named_bytes) / static_cast<std::uint64_t>(std::max<std::int64_t>(1, rest_layers));
+  for (std::size_t i = 0; i < sparse.size(); ++i) {
+    if (sparse[i] && !named[i]) slots[i] = to_slots(rest_each);
+  }
+  return slots;
+}
+
+std::string describe_slots(std::span<const std::int32_t> slots) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < slots.size()) {
+    if (slots[i] == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j + 1 < slots.size() && slots[j + 1] == slots[i]) ++j;
+    if (!out.empty()) out += ' ';
+    out += i == j ? fmt::format("{}:{}", i, slots[i]) : fmt::format("{}-{}:{}", i, j, slots[i]);
+    i = j + 1;
+  }
+  return out;
+}
+
 result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckpt, const model_config& config,
                                                            const qwen3_next_weights& weights,
                                                            const expert_store_options& options) {
@@ -88,18 +146,20 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
     }
   }
 
-  // Budget → slots per layer (the same for every sparse layer; at least one).
-  const std::uint64_t per_layer = options.ram_budget / static_cast<std::uint64_t>(std::max<std::int64_t>(1, sparse_layers));
-  const std::int32_t slots = static_cast<std::int32_t>(
-      std::clamp<std::uint64_t>(per_layer / store->slot_bytes_, 1, static_cast<std::uint64_t>(config.num_experts)));
-  store->arena_bytes_ = store->slot_bytes_ * static_cast<std::uint64_t>(slots) * static_cast<std::uint64_t>(sparse_layers);
+  // Budget → slots per layer.
+  std::vector<bool> sparse(static_cast<std::size_t>(layers));
+  for (std::int64_t l = 0; l < layers; ++l) sparse[static_cast<std::size_t>(l)] = weights.layers[static_cast<std::size_t>(l)].sparse;
+  QCODER_TRY(const std::vector<std::int32_t> plan, plan_expert_slots(options, sparse, store->slot_bytes_, config.num_experts));
+  std::uint64_t total_slots = 0;
+  for (const std::int32_t n : plan) total_slots += static_cast<std::uint64_t>(n);
+  store->arena_bytes_ = store->slot_bytes_ * total_slots;
   store->arena_ = allocate_weight_arena(store->arena_bytes_);
   if (!store->arena_) return fail(errc::io_error, "cannot allocate {} bytes for the expert cache", store->arena_bytes_);
   std::byte* next = store->arena_.get();
   for (std::int64_t l = 0; l < layers; ++l) {
-    if (!weights.layers[static_cast<std::size_t>(l)].sparse) continue;
+    if (!sparse[static_cast<std::size_t>(l)]) continue;
     layer_pool& pool = store->pools_[static_cast<std::size_t>(l)];
-    pool.slots.resize(static_cast<std::size_t>(slots));
+    pool.slots.resize(static_cast<std::size_t>(plan[static_cast<std::size_t>(l)]));
     pool.where.assign(static_cast<std::size_t>(config.num_experts), -1);
     QCODER_TRY(pool.policy, make_cache_policy(options.policy, static_cast<std::int32_t>(config.num_experts)));
     for (slot& s : pool.slots) {
@@ -111,9 +171,10 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
   for (int i = 0; i < std::max(1, options.loader_threads); ++i) {
     store->loaders_.emplace_back([raw = store.get()] { raw->loader_loop(); });
   }
-  spdlog::info("expert cache: {} slots per layer x {} layers x {:.1f} MB = {:.2f} GB ({} policy, prefetch {})",
-               slots, sparse_layers, static_cast<double>(store->slot_bytes_) / 1e6,
-               static_cast<double>(store->arena_bytes_) / 1e9, options.policy, options.prefetch ? "on" : "off");
+  spdlog::info("expert cache: {} slots over {} layers x {:.1f} MB = {:.2f} GB ({} policy, prefetch {}); slots by layer {}",
+               total_slots, sparse_layers, static_cast<double>(store->slot_bytes_) / 1e6,
+               static_cast<double>(store->arena_bytes_) / 1e9, options.policy, options.prefetch ? "on" : "off",
+               describe_slots(plan));
   return store;
 }
 
@@ -129,6 +190,13 @@ expert_store::~expert_store() {
 
 std::int32_t expert_store::slots(std::int64_t layer) const {
   return static_cast<std::int32_t>(pools_[static_cast<std::size_t>(layer)].slots.size());
+}
+
+std::vector<std::int32_t> expert_store::layer_slots() const {
+  std::vector<std::int32_t> out;
+  out.reserve(pools_.size());
+  for (const layer_pool& pool : pools_) out.push_back(static_cast<std::int32_t>(pool.slots.size()));
+  return out;
 }
 
 std::uint64_t expert_store::allocated_bytes() const { return arena_bytes_; }

@@ -32,8 +32,17 @@
 
 namespace qcoder::engine {
 
+// A RAM budget for the experts of each layer in [first, last] (each of them gets `bytes`, not the range).
+struct layer_budget {
+  std::int64_t first = 0;
+  std::int64_t last = 0;
+  std::uint64_t bytes = 0;
+};
+
 struct expert_store_options {
   std::uint64_t ram_budget = 0;   // bytes for all layers' slots; at least one slot per layer is kept
+  // Per-layer budgets, taken out of ram_budget; the MoE layers not named share what is left equally.
+  std::vector<layer_budget> layer_budgets;
   std::string policy = "lru";
   int loader_threads = 2;
   bool prefetch = true;           // speculative loads from the next layer's router
@@ -52,6 +61,16 @@ struct expert_layer_stats {
   friend expert_layer_stats operator-(expert_layer_stats a, const expert_layer_stats& b);
 };
 
+// Slots per layer (0 for a dense layer) for `options`: a named layer gets its budget, the other sparse layers
+// split the rest of ram_budget equally; every sparse layer gets at least one slot and at most `experts`.
+// Errors (invalid_argument) for a layer that does not exist or has no routed experts, a layer named twice,
+// and named budgets that add up to more than ram_budget.
+result<std::vector<std::int32_t>> plan_expert_slots(const expert_store_options& options, const std::vector<bool>& sparse,
+                                                    std::uint64_t slot_bytes, std::int64_t experts);
+
+// "0-11:85 12-47:164": runs of consecutive sparse layers with the same slot count (dense layers left out).
+std::string describe_slots(std::span<const std::int32_t> slots);
+
 class expert_store {
  public:
   // `weights` gives each expert's tensors (views into the checkpoint; used for their file locations only).
@@ -62,7 +81,8 @@ class expert_store {
   expert_store(const expert_store&) = delete;
   expert_store& operator=(const expert_store&) = delete;
 
-  std::int32_t slots(std::int64_t layer) const;
+  std::int32_t slots(std::int64_t layer) const;  // 0 for a dense layer
+  std::vector<std::int32_t> layer_slots() const;  // slots(l) for every layer
   std::uint64_t expert_bytes() const { return slot_bytes_; }
   std::uint64_t allocated_bytes() const;
 

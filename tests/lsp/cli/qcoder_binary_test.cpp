@@ -97,6 +97,28 @@ TEST(QcoderBinary, BenchDecodeReportsItsFiguresAsJson) {
   EXPECT_GT(j["expert_disk_bytes_per_token"].get<double>(), 0.0);
 }
 
+TEST(QcoderBinary, BenchDecodeTakesPerLayerExpertBudgets) {
+  const std::string base = "bench decode --model " + std::string(QCODER_TEST_DATA_DIR) +
+                           "/tiny-qwen3next/fp8 --tokens 2 --prompt-tokens 4 --repeat 1 --warmup 0 "
+                           "--bandwidth-buffer 16MiB --log-level warn --expert-cache-ram 1MiB ";
+  run_result r = run(base + "--expert-layer-budget 0-1=1,5=1 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto slots = j["expert_slots_per_layer"].get<std::vector<int>>();
+  ASSERT_EQ(slots.size(), 8u);
+  EXPECT_EQ(slots[0], 1);
+  EXPECT_EQ(slots[1], 1);
+  EXPECT_EQ(slots[5], 1);
+  EXPECT_EQ(slots[2], 8);  // the other five layers share 1 MiB: 209,715 B each, 8 experts of 24,768 B
+  // A layer the model does not have is an error that names it.
+  r = run(base + "--expert-layer-budget 8=1KiB");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("layer 8 does not exist"), std::string::npos) << r.out;
+  r = run(base + "--expert-layer-budget 0=2MiB");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("more than the expert cache"), std::string::npos) << r.out;
+}
+
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
