@@ -119,6 +119,31 @@ TEST(QcoderBinary, BenchDecodeTakesPerLayerExpertBudgets) {
   EXPECT_NE(r.out.find("more than the expert cache"), std::string::npos) << r.out;
 }
 
+TEST(QcoderBinary, BenchExpertCacheReportsTimedAndInTimeFigures) {
+  // 4 layers of 64 experts, top-4, 8 slots. A read (1 MB at 0.1 GB/s: 10 ms) is 10 times a layer, so most
+  // prefetches arrive late: the timed hit rate is below the in-time bound.
+  const run_result r = run(
+      "bench expert-cache --synthetic --layers 4 --experts 64 --top-k 4 --tokens 300 --slots 8 --warmup 50 "
+      "--policy lru --expert-bytes 1MB --layer-compute-ms 1 --read-gbps 0.1 --disk-gbps 0.1 --loader-threads 1 --json",
+      false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["timing"]["loader_threads"].get<int>(), 1);
+  ASSERT_EQ(j["results"].size(), 2u);
+  const auto& off = j["results"][0];
+  const auto& on = j["results"][1];
+  EXPECT_FALSE(off["prefetch"].get<bool>());
+  EXPECT_TRUE(on["prefetch"].get<bool>());
+  EXPECT_FALSE(off.contains("hidden_wait_fraction"));
+  EXPECT_TRUE(on.contains("hidden_wait_fraction"));
+  EXPECT_GT(off["wait_ms_per_token"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(off["hit_rate"].get<double>(), off["in_time_hit_rate"].get<double>());
+  EXPECT_LT(on["hit_rate"].get<double>(), on["in_time_hit_rate"].get<double>());
+  EXPECT_GT(on["late_rate"].get<double>(), 0.0);
+  // A clock without a disk is a usage error.
+  EXPECT_EQ(run("bench expert-cache --tokens 10 --disk-gbps 0").exit_code, 2);
+}
+
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
