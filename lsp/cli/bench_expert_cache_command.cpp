@@ -8,8 +8,9 @@
 // hides; and untimed, where every prefetch arrives in time, which gives the upper bound on the hit rate.
 //
 // The clock's defaults were measured on the development machine (2 shared cores, the slice checkpoint's
-// shards on its disk): one thread's pread + DONTNEED of 3.1 MB experts at random offsets reads 0.16-0.17
-// GB/s, two to four threads 0.3-0.5 GB/s together; `bench decode` of the FP8 slice model (4 layers, real
+// shards on a shared virtual disk): one thread's pread + DONTNEED of 3.1 MB experts at random offsets reads
+// 0.16-0.50 GB/s (0.4 typical), two threads 0.29-0.73 GB/s together (0.65 typical), varying from run to
+// run with the disk's other tenants; `bench decode` of the FP8 slice model (4 layers, real
 // dimensions) with all experts in memory gives the compute per layer: 7.6-7.8 tokens/s, 129-131 ms a
 // token for 898 MB of weights, of which one layer reads ~70 MB (39 MB of attention or DeltaNet, router and
 // shared expert, 10 × 3.15 MB of routed experts; the rest is the 622 MB lm_head), so a layer is ~7.8% of
@@ -39,8 +40,8 @@ constexpr std::uint64_t qwen3_next_fp8_expert_bytes = 3 * (512ull * 2048) + 3 * 
 
 // Defaults of the simulated clock: see the file comment.
 constexpr double default_layer_compute_ms = 10.0;
-constexpr double default_read_gbps = 0.17;
-constexpr double default_disk_gbps = 0.45;
+constexpr double default_read_gbps = 0.4;
+constexpr double default_disk_gbps = 0.65;
 constexpr int default_loader_threads = 2;
 
 struct row {

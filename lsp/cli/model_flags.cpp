@@ -26,6 +26,7 @@ void model_flags::add_to(arg_parser& parser) {
                 &expert_layer_budget);
   parser.option("expert-policy", "NAME", "expert cache replacement policy", &expert_policy);
   parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts", &no_prefetch);
+  parser.flag("no-direct-io", "read experts through the page cache (pread + DONTNEED), not with O_DIRECT", &no_direct_io);
   parser.option("trace-routing", "FILE", "write every token's expert choices (for `bench expert-cache --trace`)",
                 &trace_routing);
   parser.option("stats-json", "FILE", "write the expert cache's per-layer statistics at exit", &stats_json);
@@ -71,6 +72,7 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
   }
   options.experts.policy = expert_policy;
   options.experts.prefetch = !no_prefetch;
+  options.experts.direct_io = !no_direct_io;
   options.routing_trace_path = trace_routing;
   options.stats_json_path = stats_json;
   options.threads = threads;

@@ -24,6 +24,7 @@ struct model_flags {
   std::string expert_layer_budget;        // SPEC: "0-11=256MiB,40=1GiB", each named layer's share of the above
   std::string expert_policy = "lru";
   bool no_prefetch = false;
+  bool no_direct_io = false;
   std::string trace_routing;  // FILE: the routing of every token, written at exit
   std::string stats_json;     // FILE: expert cache statistics per layer, written at exit
 
