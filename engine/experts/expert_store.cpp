@@ -15,10 +15,71 @@ namespace qcoder::engine {
 namespace {
 
 constexpr std::uint64_t part_alignment = 64;
+// O_DIRECT wants file offset, length and buffer address in multiples of the logical block size; 4096 covers
+// the usual 512 and 4096.
+constexpr std::uint64_t direct_alignment = 4096;
 
-std::uint64_t align_up(std::uint64_t v) { return (v + part_alignment - 1) / part_alignment * part_alignment; }
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a = part_alignment) { return (v + a - 1) / a * a; }
 
 }  // namespace
+
+result<std::vector<std::int32_t>> plan_expert_slots(const expert_store_options& options, const std::vector<bool>& sparse,
+                                                    std::uint64_t slot_bytes, std::int64_t experts) {
+  const auto layers = static_cast<std::int64_t>(sparse.size());
+  std::vector<std::int32_t> slots(sparse.size(), 0);
+  std::vector<bool> named(sparse.size(), false);
+  std::uint64_t named_bytes = 0;
+  auto to_slots = [&](std::uint64_t bytes) {
+    return static_cast<std::int32_t>(std::clamp<std::uint64_t>(bytes / std::max<std::uint64_t>(1, slot_bytes), 1,
+                                                               static_cast<std::uint64_t>(experts)));
+  };
+  for (const layer_budget& b : options.layer_budgets) {
+    if (b.first < 0 || b.first > b.last) {
+      return fail(errc::invalid_argument, "expert layer budget: {}-{} is not a range of layers", b.first, b.last);
+    }
+    for (std::int64_t l = b.first; l <= b.last; ++l) {
+      if (l >= layers) {
+        return fail(errc::invalid_argument, "expert layer budget: layer {} does not exist (the model has layers 0-{})", l,
+                    layers - 1);
+      }
+      const auto i = static_cast<std::size_t>(l);
+      if (!sparse[i]) return fail(errc::invalid_argument, "expert layer budget: layer {} is dense (it has no routed experts)", l);
+      if (named[i]) return fail(errc::invalid_argument, "expert layer budget: layer {} is named twice", l);
+      named[i] = true;
+      named_bytes += b.bytes;
+      slots[i] = to_slots(b.bytes);
+    }
+  }
+  if (named_bytes > options.ram_budget) {
+    return fail(errc::invalid_argument,
+                "expert layer budgets: the named layers take {:.3f} GB, more than the expert cache's {:.3f} GB in all",
+                static_cast<double>(named_bytes) / 1e9, static_cast<double>(options.ram_budget) / 1e9);
+  }
+  std::int64_t rest_layers = 0;
+  for (std::size_t i = 0; i < sparse.size(); ++i) rest_layers += sparse[i] && !named[i] ? 1 : 0;
+  const std::uint64_t rest_each = (options.ram_budget - named_bytes) / static_cast<std::uint64_t>(std::max<std::int64_t>(1, rest_layers));
+  for (std::size_t i = 0; i < sparse.size(); ++i) {
+    if (sparse[i] && !named[i]) slots[i] = to_slots(rest_each);
+  }
+  return slots;
+}
+
+std::string describe_slots(std::span<const std::int32_t> slots) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < slots.size()) {
+    if (slots[i] == 0) {
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j + 1 < slots.size() && slots[j + 1] == slots[i]) ++j;
+    if (!out.empty()) out += ' ';
+    out += i == j ? fmt::format("{}:{}", i, slots[i]) : fmt::format("{}-{}:{}", i, j, slots[i]);
+    i = j + 1;
+  }
+  return out;
+}
 
 result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckpt, const model_config& config,
                                                            const qwen3_next_weights& weights,
@@ -43,10 +104,15 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
   }
   if (model_expert == nullptr) return fail(errc::invalid_argument, "the model has no routed experts to cache");
   const weight_matrix* parts[3] = {&model_expert->gate_proj, &model_expert->up_proj, &model_expert->down_proj};
+  // Room for a part of `bytes`: with direct reads, whole blocks from the block before its first byte (the
+  // data starts up to 4095 bytes into its room), so every room and slot is a multiple of 4096.
+  auto room_for = [direct = options.direct_io](std::uint64_t bytes) {
+    return direct ? align_up(bytes + direct_alignment - 1, direct_alignment) : align_up(bytes);
+  };
   std::uint64_t offset = 0;
   for (int p = 0; p < 3; ++p) {
     store->part_offset_[static_cast<std::size_t>(p)] = offset;
-    offset = align_up(offset + static_cast<std::uint64_t>(parts[p]->rows * parts[p]->cols) * dtype_size(parts[p]->type));
+    offset += room_for(static_cast<std::uint64_t>(parts[p]->rows * parts[p]->cols) * dtype_size(parts[p]->type));
   }
   for (int p = 0; p < 3; ++p) {
     store->part_offset_[static_cast<std::size_t>(3 + p)] = offset;
@@ -54,7 +120,7 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
       const std::uint64_t scale_bytes = static_cast<std::uint64_t>(
           ((parts[p]->rows + parts[p]->block_rows - 1) / parts[p]->block_rows) * parts[p]->scale_cols()) *
           dtype_size(parts[p]->scale_type);
-      offset = align_up(offset + scale_bytes);
+      offset += room_for(scale_bytes);
     }
   }
   store->slot_bytes_ = offset;
@@ -71,7 +137,7 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
         source_tensor& src = layer_sources[static_cast<std::size_t>(e)][static_cast<std::size_t>(p)];
         src.weight = w;
         const std::uint64_t room = store->part_offset_[static_cast<std::size_t>(p + 1)] - store->part_offset_[static_cast<std::size_t>(p)];
-        if (w->type != parts[p]->type || w->elements() != parts[p]->rows * parts[p]->cols || w->bytes.size() > room) {
+        if (w->type != parts[p]->type || w->elements() != parts[p]->rows * parts[p]->cols || room_for(w->bytes.size()) > room) {
           return fail(errc::corrupt_data, "{}: tensor '{}' differs in type or size from the other experts",
                       w->file->string(), w->name);
         }
@@ -79,7 +145,7 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
           QCODER_TRY(src.scale, ckpt.get(base + ".weight_scale_inv"));
           const std::uint64_t scale_room = (p < 2 ? store->part_offset_[static_cast<std::size_t>(4 + p)] : store->slot_bytes_) -
                                            store->part_offset_[static_cast<std::size_t>(3 + p)];
-          if (src.scale->type != parts[p]->scale_type || src.scale->bytes.size() > scale_room) {
+          if (src.scale->type != parts[p]->scale_type || room_for(src.scale->bytes.size()) > scale_room) {
             return fail(errc::corrupt_data, "{}: tensor '{}' differs in type or size from the other experts",
                         src.scale->file->string(), src.scale->name);
           }
@@ -88,18 +154,20 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
     }
   }
 
-  // Budget → slots per layer (the same for every sparse layer; at least one).
-  const std::uint64_t per_layer = options.ram_budget / static_cast<std::uint64_t>(std::max<std::int64_t>(1, sparse_layers));
-  const std::int32_t slots = static_cast<std::int32_t>(
-      std::clamp<std::uint64_t>(per_layer / store->slot_bytes_, 1, static_cast<std::uint64_t>(config.num_experts)));
-  store->arena_bytes_ = store->slot_bytes_ * static_cast<std::uint64_t>(slots) * static_cast<std::uint64_t>(sparse_layers);
+  // Budget → slots per layer.
+  std::vector<bool> sparse(static_cast<std::size_t>(layers));
+  for (std::int64_t l = 0; l < layers; ++l) sparse[static_cast<std::size_t>(l)] = weights.layers[static_cast<std::size_t>(l)].sparse;
+  QCODER_TRY(const std::vector<std::int32_t> plan, plan_expert_slots(options, sparse, store->slot_bytes_, config.num_experts));
+  std::uint64_t total_slots = 0;
+  for (const std::int32_t n : plan) total_slots += static_cast<std::uint64_t>(n);
+  store->arena_bytes_ = store->slot_bytes_ * total_slots;
   store->arena_ = allocate_weight_arena(store->arena_bytes_);
   if (!store->arena_) return fail(errc::io_error, "cannot allocate {} bytes for the expert cache", store->arena_bytes_);
   std::byte* next = store->arena_.get();
   for (std::int64_t l = 0; l < layers; ++l) {
-    if (!weights.layers[static_cast<std::size_t>(l)].sparse) continue;
+    if (!sparse[static_cast<std::size_t>(l)]) continue;
     layer_pool& pool = store->pools_[static_cast<std::size_t>(l)];
-    pool.slots.resize(static_cast<std::size_t>(slots));
+    pool.slots.resize(static_cast<std::size_t>(plan[static_cast<std::size_t>(l)]));
     pool.where.assign(static_cast<std::size_t>(config.num_experts), -1);
     QCODER_TRY(pool.policy, make_cache_policy(options.policy, static_cast<std::int32_t>(config.num_experts)));
     for (slot& s : pool.slots) {
@@ -111,9 +179,11 @@ result<std::unique_ptr<expert_store>> expert_store::create(const checkpoint& ckp
   for (int i = 0; i < std::max(1, options.loader_threads); ++i) {
     store->loaders_.emplace_back([raw = store.get()] { raw->loader_loop(); });
   }
-  spdlog::info("expert cache: {} slots per layer x {} layers x {:.1f} MB = {:.2f} GB ({} policy, prefetch {})",
-               slots, sparse_layers, static_cast<double>(store->slot_bytes_) / 1e6,
-               static_cast<double>(store->arena_bytes_) / 1e9, options.policy, options.prefetch ? "on" : "off");
+  spdlog::info("expert cache: {} slots over {} layers x {:.1f} MB = {:.2f} GB ({} policy, prefetch {}, {} reads); slots by "
+               "layer {}",
+               total_slots, sparse_layers, static_cast<double>(store->slot_bytes_) / 1e6,
+               static_cast<double>(store->arena_bytes_) / 1e9, options.policy, options.prefetch ? "on" : "off",
+               options.direct_io ? "direct" : "buffered", describe_slots(plan));
   return store;
 }
 
@@ -124,11 +194,21 @@ expert_store::~expert_store() {
   }
   queued_.notify_all();
   for (std::thread& t : loaders_) t.join();
-  for (auto& [path, fd] : files_) ::close(fd);
+  for (const open_file& f : files_) {
+    ::close(f.fd);
+    if (f.direct_fd >= 0) ::close(f.direct_fd);
+  }
 }
 
 std::int32_t expert_store::slots(std::int64_t layer) const {
   return static_cast<std::int32_t>(pools_[static_cast<std::size_t>(layer)].slots.size());
+}
+
+std::vector<std::int32_t> expert_store::layer_slots() const {
+  std::vector<std::int32_t> out;
+  out.reserve(pools_.size());
+  for (const layer_pool& pool : pools_) out.push_back(static_cast<std::int32_t>(pool.slots.size()));
+  return out;
 }
 
 std::uint64_t expert_store::allocated_bytes() const { return arena_bytes_; }
@@ -276,6 +356,7 @@ expert_layer_stats& expert_layer_stats::operator+=(const expert_layer_stats& o) 
   misses += o.misses;
   prefetches += o.prefetches;
   prefetch_used += o.prefetch_used;
+  reads += o.reads;
   bytes_read += o.bytes_read;
   wait_seconds += o.wait_seconds;
   return *this;
@@ -286,6 +367,7 @@ expert_layer_stats operator-(expert_layer_stats a, const expert_layer_stats& b) 
   a.misses -= b.misses;
   a.prefetches -= b.prefetches;
   a.prefetch_used -= b.prefetch_used;
+  a.reads -= b.reads;
   a.bytes_read -= b.bytes_read;
   a.wait_seconds -= b.wait_seconds;
   return a;
@@ -306,14 +388,15 @@ void expert_store::loader_loop() {
     queue_.pop_front();
     slot& s = pools_[static_cast<std::size_t>(job.layer)].slots[static_cast<std::size_t>(job.slot)];
     const std::int32_t expert = s.expert;
-    std::byte* buffer = s.buffer;
     lock.unlock();
-    result<void> read = read_expert(job.layer, expert, buffer);
+    // The slot cannot be reused meanwhile (loading slots are never evicted) and nobody reads the view of a
+    // loading slot, so the read may point it at where the data landed.
+    result<std::uint64_t> read = read_expert(job.layer, expert, s.buffer, s.view);
     lock.lock();
-    // The slot cannot have been reused meanwhile: loading slots are never evicted.
     if (read) {
       s.state = slot_state::ready;
-      stats_[static_cast<std::size_t>(job.layer)].bytes_read += slot_bytes_;
+      ++stats_[static_cast<std::size_t>(job.layer)].reads;
+      stats_[static_cast<std::size_t>(job.layer)].bytes_read += *read;
     } else {
       s.state = slot_state::failed;
       s.error = read.err().message;
@@ -323,57 +406,95 @@ void expert_store::loader_loop() {
   }
 }
 
-result<void> expert_store::read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer) {
+result<std::uint64_t> expert_store::read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer, mlp_weights& view) {
   const auto& parts = sources_[static_cast<std::size_t>(layer)][static_cast<std::size_t>(expert)];
+  weight_matrix* matrices[3] = {&view.gate_proj, &view.up_proj, &view.down_proj};
+  std::uint64_t bytes = 0;
   for (std::size_t p = 0; p < 3; ++p) {
     const tensor_info* w = parts[p].weight;
-    QCODER_CHECK(read_range(*w->file, w->file_offset, std::span(buffer + part_offset_[p], w->bytes.size())));
+    QCODER_TRY(const part_read weight, read_part(*w->file, w->file_offset, w->bytes.size(), buffer + part_offset_[p]));
+    matrices[p]->data = weight.data;
+    bytes += weight.bytes;
     if (const tensor_info* sc = parts[p].scale) {
-      QCODER_CHECK(read_range(*sc->file, sc->file_offset, std::span(buffer + part_offset_[3 + p], sc->bytes.size())));
+      QCODER_TRY(const part_read scale, read_part(*sc->file, sc->file_offset, sc->bytes.size(), buffer + part_offset_[3 + p]));
+      matrices[p]->scales = scale.data;
+      bytes += scale.bytes;
     }
   }
-  return ok();
+  return bytes;
 }
 
-result<void> expert_store::read_range(const std::filesystem::path& file, std::uint64_t offset, std::span<std::byte> out) {
+result<expert_store::part_read> expert_store::read_part(const std::filesystem::path& file, std::uint64_t offset,
+                                                         std::size_t size, std::byte* room) {
   // Two attempts: the second reopens the file, so a shard that was replaced (or came back) is read afresh.
   std::string last_error;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = -1;
+    int fd = -1, direct_fd = -1;
     {
       std::lock_guard lock(files_mutex_);
-      auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& f) { return f.first == file; });
+      auto it = std::find_if(files_.begin(), files_.end(), [&](const open_file& f) { return f.path == file; });
       if (it != files_.end() && attempt > 0) {
-        ::close(it->second);
+        ::close(it->fd);
+        if (it->direct_fd >= 0) ::close(it->direct_fd);
         files_.erase(it);
         it = files_.end();
       }
       if (it == files_.end()) {
-        fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
+        open_file f{file, ::open(file.c_str(), O_RDONLY | O_CLOEXEC), -1};
+        if (f.fd < 0) {
           last_error = fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno));
           continue;
         }
-        files_.emplace_back(file, fd);
+        // A file system that refuses O_DIRECT (EINVAL) is read through the page cache instead.
+        if (options_.direct_io) f.direct_fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+        it = files_.insert(files_.end(), std::move(f));
+      }
+      fd = it->fd;
+      direct_fd = it->direct_fd;
+    }
+    if (direct_fd >= 0) {
+      // Whole blocks from the one that holds the first byte, into the room (block-aligned, with the slack).
+      const std::uint64_t start = offset / direct_alignment * direct_alignment;
+      const std::size_t head = static_cast<std::size_t>(offset - start);
+      const std::size_t length = static_cast<std::size_t>(align_up(head + size, direct_alignment));
+      std::size_t done = 0;
+      errno = 0;
+      while (done < length) {
+        const ssize_t n = ::pread(direct_fd, room + done, length - done, static_cast<off_t>(start + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+      }
+      if (done >= head + size) return part_read{room + head, done};  // the file may end inside the last block
+      if (errno == EINVAL) {
+        spdlog::warn("expert cache: {}: direct reads refused, reading through the page cache", file.string());
+        std::lock_guard lock(files_mutex_);
+        auto it = std::find_if(files_.begin(), files_.end(), [&](const open_file& f) { return f.path == file; });
+        if (it != files_.end() && it->direct_fd >= 0) {
+          ::close(it->direct_fd);
+          it->direct_fd = -1;
+        }
       } else {
-        fd = it->second;
+        last_error = fmt::format("{}: read {} of {} bytes at offset {} (file truncated or unreadable: {})", file.string(),
+                                 done > head ? done - head : 0, size, offset, errno != 0 ? std::strerror(errno) : "end of file");
+        continue;
       }
     }
     std::size_t done = 0;
     errno = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    while (done < size) {
+      const ssize_t n = ::pread(fd, room + done, size - done, static_cast<off_t>(offset + done));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       done += static_cast<std::size_t>(n);
     }
-    if (done == out.size()) {
+    if (done == size) {
       // The budget is the real cost: do not leave a second copy in the OS page cache.
-      ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(out.size()), POSIX_FADV_DONTNEED);
-      return ok();
+      ::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(size), POSIX_FADV_DONTNEED);
+      return part_read{room, size};
     }
     last_error = fmt::format("{}: read {} of {} bytes at offset {} (file truncated or unreadable: {})", file.string(),
-                             done, out.size(), offset, errno != 0 ? std::strerror(errno) : "end of file");
+                             done, size, offset, errno != 0 ? std::strerror(errno) : "end of file");
   }
   return fail(errc::io_error, "{}", last_error);
 }

@@ -2,9 +2,11 @@
 // read on demand from the checkpoint's own safetensors files (no re-extracted copy), by loader threads.
 //
 // One expert of one layer (gate, up and down weights with their FP8 scales) is the unit; a slot holds one,
-// byte for byte as stored, so results are bitwise identical to reading the mapped file. Reads use pread
-// and then drop the file's pages from the OS cache (posix_fadvise DONTNEED): with a budget set, the budget
-// is the memory the experts really cost. Which expert leaves a full pool is the layer's cache_policy.
+// byte for byte as stored, so results are bitwise identical to reading the mapped file. Reads bypass the OS
+// page cache (O_DIRECT, whole 4 KiB blocks into a block-aligned room per part, the view pointing where the
+// data starts); where the file system refuses, they pread through the cache and drop the pages after
+// (posix_fadvise DONTNEED). Either way, with a budget set, the budget is the memory the experts really cost.
+// Which expert leaves a full pool is the layer's cache_policy.
 //
 // Use, per layer: request() the experts a chunk needs (and, speculatively, the next layer's predicted
 // ones), then acquire_ready() repeatedly, computing each time with the experts that have arrived, and
@@ -32,11 +34,21 @@
 
 namespace qcoder::engine {
 
+// A RAM budget for the experts of each layer in [first, last] (each of them gets `bytes`, not the range).
+struct layer_budget {
+  std::int64_t first = 0;
+  std::int64_t last = 0;
+  std::uint64_t bytes = 0;
+};
+
 struct expert_store_options {
   std::uint64_t ram_budget = 0;   // bytes for all layers' slots; at least one slot per layer is kept
+  // Per-layer budgets, taken out of ram_budget; the MoE layers not named share what is left equally.
+  std::vector<layer_budget> layer_budgets;
   std::string policy = "lru";
   int loader_threads = 2;
   bool prefetch = true;           // speculative loads from the next layer's router
+  bool direct_io = true;          // O_DIRECT reads (no page-cache copy), buffered where the file system refuses
 };
 
 struct expert_layer_stats {
@@ -44,13 +56,24 @@ struct expert_layer_stats {
   std::uint64_t misses = 0;             // had to be read
   std::uint64_t prefetches = 0;         // speculative loads issued
   std::uint64_t prefetch_used = 0;      // speculative loads that a later use hit
-  std::uint64_t bytes_read = 0;
+  std::uint64_t reads = 0;              // experts read (demand and speculative)
+  std::uint64_t bytes_read = 0;         // from the files (with direct reads, whole blocks)
   double wait_seconds = 0.0;            // time acquire_ready() blocked the compute
 
   // Field-wise sums and differences, for totals over layers and figures over an interval.
   expert_layer_stats& operator+=(const expert_layer_stats& o);
   friend expert_layer_stats operator-(expert_layer_stats a, const expert_layer_stats& b);
 };
+
+// Slots per layer (0 for a dense layer) for `options`: a named layer gets its budget, the other sparse layers
+// split the rest of ram_budget equally; every sparse layer gets at least one slot and at most `experts`.
+// Errors (invalid_argument) for a layer that does not exist or has no routed experts, a layer named twice,
+// and named budgets that add up to more than ram_budget.
+result<std::vector<std::int32_t>> plan_expert_slots(const expert_store_options& options, const std::vector<bool>& sparse,
+                                                    std::uint64_t slot_bytes, std::int64_t experts);
+
+// "0-11:85 12-47:164": runs of consecutive sparse layers with the same slot count (dense layers left out).
+std::string describe_slots(std::span<const std::int32_t> slots);
 
 class expert_store {
  public:
@@ -62,8 +85,9 @@ class expert_store {
   expert_store(const expert_store&) = delete;
   expert_store& operator=(const expert_store&) = delete;
 
-  std::int32_t slots(std::int64_t layer) const;
-  std::uint64_t expert_bytes() const { return slot_bytes_; }
+  std::int32_t slots(std::int64_t layer) const;  // 0 for a dense layer
+  std::vector<std::int32_t> layer_slots() const;  // slots(l) for every layer
+  std::uint64_t expert_bytes() const { return slot_bytes_; }  // one slot, with the alignment slack
   std::uint64_t allocated_bytes() const;
 
   // Starts loading those of `experts` that are not resident, as far as free or evictable slots allow
@@ -114,8 +138,15 @@ class expert_store {
   std::int32_t claim_slot(layer_pool& pool, std::int64_t layer, std::span<const std::int32_t> keep);
   void start_load(std::int64_t layer, std::int32_t slot_index, std::int32_t expert, bool speculative);
   void loader_loop();
-  result<void> read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer);
-  result<void> read_range(const std::filesystem::path& file, std::uint64_t offset, std::span<std::byte> out);
+  struct part_read {
+    std::byte* data;       // where the part's first byte landed
+    std::uint64_t bytes;   // bytes read from the file (whole blocks with O_DIRECT)
+  };
+  // Reads an expert's parts into `buffer` and points `view` at them; returns the bytes read from disk.
+  result<std::uint64_t> read_expert(std::int64_t layer, std::int32_t expert, std::byte* buffer, mlp_weights& view);
+  // Reads `size` bytes at `offset` of `file` into `room` (the part's room in a slot: block-aligned, with the
+  // alignment slack when reads are direct).
+  result<part_read> read_part(const std::filesystem::path& file, std::uint64_t offset, std::size_t size, std::byte* room);
   mlp_weights view_of(std::int64_t layer, std::byte* buffer) const;
 
   expert_store_options options_;
@@ -137,9 +168,14 @@ class expert_store {
   std::deque<load_job> queue_;
   bool stop_ = false;
   std::vector<std::thread> loaders_;
-  // Open file descriptors by path, reopened after a read error.
+  // Open file descriptors by path (buffered, and O_DIRECT or -1), reopened after a read error.
+  struct open_file {
+    std::filesystem::path path;
+    int fd = -1;
+    int direct_fd = -1;
+  };
   std::mutex files_mutex_;
-  std::vector<std::pair<std::filesystem::path, int>> files_;
+  std::vector<open_file> files_;
 };
 
 }  // namespace qcoder::engine

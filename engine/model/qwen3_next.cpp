@@ -152,7 +152,7 @@ void qwen3_next::write_reports() const {
         if (!weights_.layers[l].sparse) continue;
         layers.push_back({{"layer", l}, {"slots", store_->slots(static_cast<std::int64_t>(l))}, {"hits", s.hits},
                           {"misses", s.misses}, {"prefetches", s.prefetches}, {"prefetch_used", s.prefetch_used},
-                          {"bytes_read", s.bytes_read}, {"wait_seconds", s.wait_seconds}});
+                          {"reads", s.reads}, {"bytes_read", s.bytes_read}, {"wait_seconds", s.wait_seconds}});
       }
     }
     const nlohmann::json out = {{"expert_cache", store_ != nullptr},

@@ -178,6 +178,7 @@ int run_bench_decode(args_view args) {
         {"rss_file_bytes", memory.rss_file},
         {"rss_anon_bytes", memory.rss_anon},
         {"expert_cache_bytes", model.experts() != nullptr ? model.experts()->allocated_bytes() : 0},
+        {"expert_slots_per_layer", model.experts() != nullptr ? model.experts()->layer_slots() : std::vector<std::int32_t>{}},
         {"expert_hit_rate", hit_rate},
         {"expert_misses", ex.misses},
         {"expert_prefetches", ex.prefetches},
@@ -204,9 +205,11 @@ int run_bench_decode(args_view args) {
   fmt::print("memory           {:>10.2f} GiB file-backed (mapped weights), {:.2f} GiB anonymous\n",
              static_cast<double>(memory.rss_file) / gib, static_cast<double>(memory.rss_anon) / gib);
   if (const engine::expert_store* store = model.experts()) {
-    fmt::print("expert cache     {:>10.2f} GiB      ({} slots per layer, {} policy, prefetch {})\n",
-               static_cast<double>(store->allocated_bytes()) / gib, store->slots(0), store->options().policy,
+    fmt::print("expert cache     {:>10.2f} GiB      ({} policy, prefetch {})\n",
+               static_cast<double>(store->allocated_bytes()) / gib, store->options().policy,
                store->options().prefetch ? "on" : "off");
+    fmt::print("slots per layer  {:>10}        (layer:slots; {:.2f} MB each)\n", engine::describe_slots(store->layer_slots()),
+               static_cast<double>(store->expert_bytes()) / 1e6);
     fmt::print("expert hits      {:>10.1f} %        ({} hits, {} misses)\n", 100.0 * hit_rate, ex.hits, ex.misses);
     fmt::print("prefetch         {:>10}        issued, {} used before eviction\n", ex.prefetches, ex.prefetch_used);
     fmt::print("disk per token   {:>10.1f} MB\n", static_cast<double>(ex.bytes_read) / decoded / 1e6);

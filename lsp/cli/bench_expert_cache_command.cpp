@@ -2,6 +2,20 @@
 // every expert-cache policy, with and without prefetch of the predicted experts, at one per-layer slot
 // budget, and reports hit rate, misses per token and bytes read from disk per token.
 //
+// Each row is replayed twice: on a simulated clock (cache_replay.h: a layer computes for --layer-compute-ms,
+// loaders read at --read-gbps each and --disk-gbps together, demand reads first), which gives the hit rate
+// with late prefetches counted apart, the compute's wait per token and the fraction of that wait prefetch
+// hides; and untimed, where every prefetch arrives in time, which gives the upper bound on the hit rate.
+//
+// The clock's defaults were measured on the development machine (2 shared cores, the slice checkpoint's
+// shards on a shared virtual disk): one thread's pread + DONTNEED of 3.1 MB experts at random offsets reads
+// 0.16-0.50 GB/s (0.4 typical), two threads 0.29-0.73 GB/s together (0.65 typical), varying from run to
+// run with the disk's other tenants; `bench decode` of the FP8 slice model (4 layers, real
+// dimensions) with all experts in memory gives the compute per layer: 7.6-7.8 tokens/s, 129-131 ms a
+// token for 898 MB of weights, of which one layer reads ~70 MB (39 MB of attention or DeltaNet, router and
+// shared expert, 10 × 3.15 MB of routed experts; the rest is the 622 MB lm_head), so a layer is ~7.8% of
+// the token's traffic: ~10 ms at the same GB/s.
+//
 // Bytes per token = (on-demand loads + prefetch loads) · expert bytes / tokens; the default expert size is
 // one FP8 expert of Qwen3-Coder-Next: gate, up and down projections of 512 × 2048 e4m3 bytes each plus
 // their BF16 scales per 128 × 128 block. MB is 10^6 bytes.
@@ -24,9 +38,17 @@ namespace {
 // BF16 block scales.
 constexpr std::uint64_t qwen3_next_fp8_expert_bytes = 3 * (512ull * 2048) + 3 * (4 * 16) * 2;  // 3,146,112
 
+// Defaults of the simulated clock: see the file comment.
+constexpr double default_layer_compute_ms = 10.0;
+constexpr double default_read_gbps = 0.4;
+constexpr double default_disk_gbps = 0.65;
+constexpr int default_loader_threads = 2;
+
 struct row {
-  engine::replay_result result;
-  double seconds = 0;
+  engine::replay_result result;  // timed
+  engine::replay_result bound;   // untimed: prefetches in time
+  double hidden = 0;             // prefetch rows: fraction of the no-prefetch row's wait hidden
+  double seconds = 0;            // the untimed replay's run time (accesses per second)
 };
 
 nlohmann::json counts_json(const engine::replay_counts& c, double tokens, std::uint64_t expert_bytes) {
@@ -36,6 +58,9 @@ nlohmann::json counts_json(const engine::replay_counts& c, double tokens, std::u
           {"prefetches_per_token", static_cast<double>(c.prefetches) / tokens},
           {"useless_prefetches_per_token", static_cast<double>(c.useless_prefetches) / tokens},
           {"prefetch_accuracy", c.prefetch_accuracy()},
+          {"late_rate", c.late_rate()},
+          {"late_prefetch_hits", c.late_prefetch_hits},
+          {"wait_ms_per_token", c.wait_s * 1e3 / tokens},
           {"bytes_per_token", static_cast<double>(c.loads()) * static_cast<double>(expert_bytes) / tokens},
           {"accesses", c.accesses},
           {"hits", c.hits},
@@ -52,15 +77,20 @@ int run_bench_expert_cache(args_view args) {
   int slots = 0, warmup = 0;
   std::vector<std::string> policies;
   engine::synthetic_trace_options gen;
+  double layer_compute_ms = default_layer_compute_ms, read_gbps = default_read_gbps, disk_gbps = default_disk_gbps;
+  int loader_threads = default_loader_threads;
   int layers = gen.layers, experts = gen.experts, top_k = gen.top_k, tokens = gen.tokens;
   std::uint64_t seed = gen.seed;
   arg_parser parser(
       "bench expert-cache [--trace FILE | --synthetic] [--budget SIZE | --slots N] [--expert-bytes B] "
-      "[--layers N --experts N --top-k N --tokens N --seed S] [--write-trace FILE] [--json]",
+      "[--layers N --experts N --top-k N --tokens N --seed S] [--layer-compute-ms T --read-gbps G --disk-gbps G "
+      "--loader-threads N] [--write-trace FILE] [--json]",
       "Replays a routing trace through every expert-cache policy, with and without prefetch of the predicted\n"
       "experts, and reports hit rate, misses per token and bytes read from disk per token. Without --trace the\n"
-      "synthetic trace is used (calibrated: LRU hits ~67% at 64 slots, ~81% at 128). Prefetch assumes the\n"
-      "predicted experts arrive before their layer runs (an upper bound). MB = 10^6 bytes.");
+      "synthetic trace is used (calibrated: LRU hits ~67% at 64 slots, ~81% at 128). Time is simulated: a\n"
+      "prefetch issued one layer early may arrive late (a partial hit); the compute's wait for reads and the\n"
+      "share of it that prefetch hides are reported, and the hit rate if every prefetch arrived in time (an\n"
+      "upper bound). Clock defaults measured on the development machine. MB = 10^6 bytes.");
   parser.option("trace", "FILE", "a routing trace (JSON Lines, see engine/experts/routing_trace.h)", &trace_file)
       .flag("synthetic", "use the synthetic trace (the default when --trace is not given)", &synthetic)
       .option("budget", "SIZE", "expert cache size for all layers together, e.g. 24GiB (split evenly)", &budget_text)
@@ -76,6 +106,10 @@ int run_bench_expert_cache(args_view args) {
       .option("window", "N", "synthetic: how many recent tokens the repeats come from", &gen.window)
       .option("prediction-accuracy", "P", "synthetic: fraction of a layer's experts predicted right", &gen.prediction_accuracy)
       .option("warmup", "N", "tokens replayed before counting starts", &warmup)
+      .option("layer-compute-ms", "T", "simulated compute of one MoE layer once its experts are there", &layer_compute_ms)
+      .option("read-gbps", "G", "simulated read speed of one loader thread (GB/s)", &read_gbps)
+      .option("disk-gbps", "G", "simulated read speed of all loader threads together (GB/s)", &disk_gbps)
+      .option("loader-threads", "N", "simulated loader threads (reads in progress at once)", &loader_threads)
       .repeated("policy", "NAME", "replay only these policies (e.g. lru, lfu-decay:0.9); default: all", &policies)
       .option("write-trace", "FILE", "also save the trace that was replayed", &write_trace)
       .flag("json", "print one JSON object instead of the table", &as_json);
@@ -91,6 +125,10 @@ int run_bench_expert_cache(args_view args) {
   }
   if (slots < 0 || warmup < 0) {
     fmt::print(stderr, "qcoder: --slots and --warmup must not be negative\n");
+    return exit_usage;
+  }
+  if (!(layer_compute_ms >= 0) || !(read_gbps > 0) || !(disk_gbps > 0) || loader_threads < 1) {
+    fmt::print(stderr, "qcoder: --layer-compute-ms must be ≥ 0, --read-gbps and --disk-gbps > 0, --loader-threads ≥ 1\n");
     return exit_usage;
   }
   const result<std::uint64_t> expert_bytes = parse_size(expert_bytes_text);
@@ -136,6 +174,12 @@ int run_bench_expert_cache(args_view args) {
     return report_failure(fail(errc::invalid_argument, "the trace has {} tokens, not more than --warmup {}", trace->tokens(), warmup));
   }
 
+  engine::replay_timing timing;
+  timing.layer_compute_s = layer_compute_ms / 1e3;
+  timing.read_bytes_per_s = read_gbps * 1e9;
+  timing.disk_bytes_per_s = disk_gbps * 1e9;
+  timing.expert_bytes = *expert_bytes;
+  timing.loader_threads = loader_threads;
   std::vector<row> rows;
   for (const std::string& policy : policies) {
     for (const bool prefetch : {false, true}) {
@@ -145,10 +189,21 @@ int run_bench_expert_cache(args_view args) {
       options.slots = slots;
       options.prefetch = prefetch;
       options.warmup_tokens = static_cast<std::size_t>(warmup);
+      row r;
       const auto t0 = std::chrono::steady_clock::now();
-      result<engine::replay_result> replayed = engine::replay_trace(*trace, options);
-      if (!replayed) return report_failure(replayed.err());
-      rows.push_back({std::move(replayed).value(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+      result<engine::replay_result> bound = engine::replay_trace(*trace, options);
+      if (!bound) return report_failure(bound.err());
+      r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      r.bound = std::move(bound).value();
+      options.timed = true;
+      options.timing = timing;
+      result<engine::replay_result> timed = engine::replay_trace(*trace, options);
+      if (!timed) return report_failure(timed.err());
+      r.result = std::move(timed).value();
+      if (prefetch && !rows.empty() && !rows.back().result.prefetch) {
+        r.hidden = engine::hidden_wait_fraction(rows.back().result, r.result);
+      }
+      rows.push_back(std::move(r));
     }
   }
 
@@ -162,6 +217,8 @@ int run_bench_expert_cache(args_view args) {
       nlohmann::json item = counts_json(r.result.total, n, *expert_bytes);
       item["policy"] = r.result.policy;
       item["prefetch"] = r.result.prefetch;
+      item["in_time_hit_rate"] = r.bound.total.hit_rate();
+      if (r.result.prefetch) item["hidden_wait_fraction"] = r.hidden;
       item["accesses_per_second"] = r.seconds > 0 ? static_cast<double>(trace->accesses()) / r.seconds : 0.0;
       nlohmann::json per_layer = nlohmann::json::array();
       for (const engine::replay_counts& c : r.result.layers) per_layer.push_back(c.hit_rate());
@@ -177,6 +234,8 @@ int run_bench_expert_cache(args_view args) {
                           {"slots_per_layer", slots},
                           {"expert_bytes", *expert_bytes},
                           {"cache_bytes", static_cast<double>(slots) * trace->layers() * static_cast<double>(*expert_bytes)},
+                          {"timing", {{"layer_compute_ms", layer_compute_ms}, {"read_gbps", read_gbps},
+                                      {"disk_gbps", disk_gbps}, {"loader_threads", loader_threads}}},
                           {"results", std::move(results)}};
     if (trace_file.empty()) {
       out["synthetic"] = {{"seed", gen.seed}, {"skew", gen.skew}, {"locality", gen.locality}, {"window", gen.window},
@@ -193,19 +252,27 @@ int run_bench_expert_cache(args_view args) {
   }
   fmt::print("cache          {} slots per layer, {:.2f} GB in all ({:.3f} MB per expert)\n", slots, resident_gb,
              static_cast<double>(*expert_bytes) / 1e6);
-  fmt::print("\n{:<18}{:<10}{:>10}{:>10}{:>14}{:>14}{:>12}{:>14}\n", "policy", "prefetch", "hit %", "cached %", "misses/token",
-             "MB read/token", "prefetch %", "Maccesses/s");
+  fmt::print("clock          a layer computes {:.2f} ms; {} loaders read {:.2f} GB/s each, {:.2f} GB/s together: one "
+             "expert {:.1f} ms alone\n",
+             layer_compute_ms, loader_threads, read_gbps, disk_gbps,
+             static_cast<double>(*expert_bytes) / (std::min(read_gbps, disk_gbps) * 1e9) * 1e3);
+  fmt::print("\n{:<18}{:<10}{:>8}{:>8}{:>11}{:>13}{:>10}{:>14}{:>14}{:>12}\n", "policy", "prefetch", "hit %", "late %",
+             "in-time %", "wait ms/tok", "hidden %", "misses/token", "MB read/token", "prefetch %");
   for (const row& r : rows) {
     const engine::replay_counts& c = r.result.total;
     const double n = static_cast<double>(r.result.tokens);
-    const std::string accuracy = r.result.prefetch ? fmt::format("{:.1f}", 100.0 * c.prefetch_accuracy()) : "-";
-    fmt::print("{:<18}{:<10}{:>10.1f}{:>10.1f}{:>14.1f}{:>14.1f}{:>12}{:>14.1f}\n", r.result.policy, r.result.prefetch ? "on" : "off",
-               100.0 * c.hit_rate(), 100.0 * c.cache_hit_rate(), static_cast<double>(c.misses) / n,
-               static_cast<double>(c.loads()) * static_cast<double>(*expert_bytes) / n / 1e6, accuracy,
-               r.seconds > 0 ? static_cast<double>(trace->accesses()) / r.seconds / 1e6 : 0.0);
+    const bool pf = r.result.prefetch;
+    fmt::print("{:<18}{:<10}{:>8.1f}{:>8}{:>11.1f}{:>13.2f}{:>10}{:>14.1f}{:>14.1f}{:>12}\n", r.result.policy, pf ? "on" : "off",
+               100.0 * c.hit_rate(), pf ? fmt::format("{:.1f}", 100.0 * c.late_rate()) : "-", 100.0 * r.bound.total.hit_rate(),
+               c.wait_s * 1e3 / n, pf ? fmt::format("{:.1f}", 100.0 * r.hidden) : "-", static_cast<double>(c.misses) / n,
+               static_cast<double>(c.loads()) * static_cast<double>(*expert_bytes) / n / 1e6,
+               pf ? fmt::format("{:.1f}", 100.0 * c.prefetch_accuracy()) : "-");
   }
-  fmt::print("\nhit % counts prefetch hits; cached % only experts resident before the layer's prefetch;\n"
-             "MB read/token counts on-demand and prefetch loads; prefetch % = prefetch loads that were used.\n");
+  fmt::print("\nOn the simulated clock: hit % = resident or prefetched in time; late % = prefetched but still being read\n"
+             "(the compute waits for the rest); wait = the compute's wait for reads per token; hidden % = the share of\n"
+             "the same policy's wait without prefetch that prefetch removes. in-time % = hit % if every prefetch\n"
+             "arrived in time (the upper bound). MB read/token counts on-demand and prefetch loads; prefetch % = prefetch\n"
+             "loads that were used.\n");
   return exit_ok;
 }
 

@@ -20,8 +20,13 @@ void model_flags::add_to(arg_parser& parser) {
                 "RAM for routed experts (e.g. 512MiB, 8GiB), read from the checkpoint on demand; 'auto' sizes it\n"
                 "                     from free memory; 'none' uses them straight from the mapped files",
                 &expert_cache_ram);
+  parser.option("expert-layer-budget", "SPEC",
+                "per-layer share of --expert-cache-ram, e.g. 0-11=256MiB,40=1GiB (each layer of a range gets\n"
+                "                     the size); the layers not named split the rest equally",
+                &expert_layer_budget);
   parser.option("expert-policy", "NAME", "expert cache replacement policy", &expert_policy);
   parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts", &no_prefetch);
+  parser.flag("no-direct-io", "read experts through the page cache (pread + DONTNEED), not with O_DIRECT", &no_direct_io);
   parser.option("trace-routing", "FILE", "write every token's expert choices (for `bench expert-cache --trace`)",
                 &trace_routing);
   parser.option("stats-json", "FILE", "write the expert cache's per-layer statistics at exit", &stats_json);
@@ -59,14 +64,58 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
   spdlog::info("loading model from {} ({})", where.dir.string(), where.source);
   engine::model_options options;
   QCODER_TRY(options.experts.ram_budget, expert_budget(where.dir));
+  if (!expert_layer_budget.empty()) {
+    if (options.experts.ram_budget == 0) {
+      return fail(errc::invalid_argument, "--expert-layer-budget needs --expert-cache-ram SIZE or auto");
+    }
+    QCODER_TRY(options.experts.layer_budgets, parse_layer_budgets(expert_layer_budget));
+  }
   options.experts.policy = expert_policy;
   options.experts.prefetch = !no_prefetch;
+  options.experts.direct_io = !no_direct_io;
   options.routing_trace_path = trace_routing;
   options.stats_json_path = stats_json;
   options.threads = threads;
   options.mlock = mlock;
   options.max_batch = batch;
   return engine::qwen3_next::load(where.dir, options);
+}
+
+result<std::vector<engine::layer_budget>> parse_layer_budgets(std::string_view spec) {
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+    while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+    return s;
+  };
+  auto layer_number = [](std::string_view s, std::int64_t& out) {
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && end == s.data() + s.size() && out >= 0;
+  };
+  std::vector<engine::layer_budget> out;
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    const std::size_t comma = std::min(spec.find(',', start), spec.size());
+    const std::string_view item = trim(spec.substr(start, comma - start));
+    start = comma + 1;
+    const std::size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      return fail(errc::invalid_argument, "--expert-layer-budget: '{}' is not LAYER=SIZE or FIRST-LAST=SIZE (e.g. 0-11=256MiB)",
+                  item);
+    }
+    const std::string_view layers = trim(item.substr(0, eq));
+    const std::size_t dash = layers.find('-');
+    engine::layer_budget b;
+    const bool ok = dash == std::string_view::npos
+                        ? layer_number(layers, b.first) && layer_number(layers, b.last)
+                        : layer_number(trim(layers.substr(0, dash)), b.first) && layer_number(trim(layers.substr(dash + 1)), b.last);
+    if (!ok) return fail(errc::invalid_argument, "--expert-layer-budget: '{}' is not a layer or a range of layers", layers);
+    if (b.first > b.last) return fail(errc::invalid_argument, "--expert-layer-budget: the range '{}' is backwards", layers);
+    result<std::uint64_t> bytes = parse_size(trim(item.substr(eq + 1)));
+    if (!bytes) return fail(errc::invalid_argument, "--expert-layer-budget: layer {}: {}", layers, bytes.err().message);
+    b.bytes = *bytes;
+    out.push_back(b);
+  }
+  return out;
 }
 
 result<std::vector<std::int32_t>> parse_ids(std::string_view text) {

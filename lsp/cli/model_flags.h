@@ -21,8 +21,10 @@ struct model_flags {
   bool mlock = false;
   int batch = 256;
   std::string expert_cache_ram = "none";  // SIZE, "auto" or "none"
+  std::string expert_layer_budget;        // SPEC: "0-11=256MiB,40=1GiB", each named layer's share of the above
   std::string expert_policy = "lru";
   bool no_prefetch = false;
+  bool no_direct_io = false;
   std::string trace_routing;  // FILE: the routing of every token, written at exit
   std::string stats_json;     // FILE: expert cache statistics per layer, written at exit
 
@@ -30,6 +32,11 @@ struct model_flags {
   result<std::unique_ptr<engine::qwen3_next>> load() const;
   result<std::uint64_t> expert_budget(const std::filesystem::path& model_dir) const;
 };
+
+// Parses a per-layer expert budget SPEC: comma-separated items LAYER=SIZE or FIRST-LAST=SIZE (each layer of
+// the range gets SIZE), e.g. "0-11=256MiB,40=1GiB"; spaces around items allowed. Checks the syntax only
+// (which layers exist is the expert store's to check).
+result<std::vector<engine::layer_budget>> parse_layer_budgets(std::string_view spec);
 
 // Parses "1,2,3" (spaces allowed) into token ids.
 result<std::vector<std::int32_t>> parse_ids(std::string_view text);

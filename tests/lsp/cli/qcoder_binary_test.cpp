@@ -97,6 +97,57 @@ TEST(QcoderBinary, BenchDecodeReportsItsFiguresAsJson) {
   EXPECT_GT(j["expert_disk_bytes_per_token"].get<double>(), 0.0);
 }
 
+TEST(QcoderBinary, BenchDecodeTakesPerLayerExpertBudgets) {
+  const std::string base = "bench decode --model " + std::string(QCODER_TEST_DATA_DIR) +
+                           "/tiny-qwen3next/fp8 --tokens 2 --prompt-tokens 4 --repeat 1 --warmup 0 "
+                           "--bandwidth-buffer 16MiB --log-level warn --expert-cache-ram 1MiB ";
+  run_result r = run(base + "--expert-layer-budget 0-1=1,5=1 --json", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto slots = j["expert_slots_per_layer"].get<std::vector<int>>();
+  ASSERT_EQ(slots.size(), 8u);
+  EXPECT_EQ(slots[0], 1);
+  EXPECT_EQ(slots[1], 1);
+  EXPECT_EQ(slots[5], 1);
+  // The other five layers share the rest of 1 MiB equally: 209,715 B each, several experts.
+  EXPECT_GT(slots[2], 1);
+  for (int l : {3, 4, 6, 7}) {
+    EXPECT_EQ(slots[static_cast<std::size_t>(l)], slots[2]) << l;
+  }
+  // A layer the model does not have is an error that names it.
+  r = run(base + "--expert-layer-budget 8=1KiB");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("layer 8 does not exist"), std::string::npos) << r.out;
+  r = run(base + "--expert-layer-budget 0=2MiB");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("more than the expert cache"), std::string::npos) << r.out;
+}
+
+TEST(QcoderBinary, BenchExpertCacheReportsTimedAndInTimeFigures) {
+  // 4 layers of 64 experts, top-4, 8 slots. A read (1 MB at 0.1 GB/s: 10 ms) is 10 times a layer, so most
+  // prefetches arrive late: the timed hit rate is below the in-time bound.
+  const run_result r = run(
+      "bench expert-cache --synthetic --layers 4 --experts 64 --top-k 4 --tokens 300 --slots 8 --warmup 50 "
+      "--policy lru --expert-bytes 1MB --layer-compute-ms 1 --read-gbps 0.1 --disk-gbps 0.1 --loader-threads 1 --json",
+      false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["timing"]["loader_threads"].get<int>(), 1);
+  ASSERT_EQ(j["results"].size(), 2u);
+  const auto& off = j["results"][0];
+  const auto& on = j["results"][1];
+  EXPECT_FALSE(off["prefetch"].get<bool>());
+  EXPECT_TRUE(on["prefetch"].get<bool>());
+  EXPECT_FALSE(off.contains("hidden_wait_fraction"));
+  EXPECT_TRUE(on.contains("hidden_wait_fraction"));
+  EXPECT_GT(off["wait_ms_per_token"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(off["hit_rate"].get<double>(), off["in_time_hit_rate"].get<double>());
+  EXPECT_LT(on["hit_rate"].get<double>(), on["in_time_hit_rate"].get<double>());
+  EXPECT_GT(on["late_rate"].get<double>(), 0.0);
+  // A clock without a disk is a usage error.
+  EXPECT_EQ(run("bench expert-cache --tokens 10 --disk-gbps 0").exit_code, 2);
+}
+
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
