@@ -2,6 +2,7 @@
 // declare it in bench_command.h and add a row to the table below (alphabetical).
 #include "lsp/cli/bench_command.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 
@@ -17,6 +18,15 @@ void print_bench_help(std::FILE* to) {
 }
 
 }  // namespace
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const double rank = std::clamp(p, 0.0, 1.0) * static_cast<double>(values.size() - 1);
+  const std::size_t lo = static_cast<std::size_t>(rank);
+  const std::size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
+}
 
 std::span<const bench_command> all_bench_commands() {
   static constexpr bench_command commands[] = {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <span>
+#include <vector>
 
 #include "lsp/cli/command.h"
 
@@ -15,6 +16,9 @@ struct bench_command {
   std::string_view summary;
   int (*run)(args_view args);  // args: what follows `bench <name>`
 };
+
+// The p-quantile (0..1) of `values`, interpolated between the nearest ranks; 0 for none.
+double percentile(std::vector<double> values, double p);
 
 // Every sub-benchmark, in the order `qcoder bench --help` lists them.
 std::span<const bench_command> all_bench_commands();

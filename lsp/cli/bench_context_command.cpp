@@ -100,13 +100,6 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
   ts_query_cursor_delete(cursor);
 }
 
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const std::size_t i = std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size())));
-  return values[i];
-}
-
 }  // namespace
 
 int run_bench_context(args_view args) {

@@ -46,15 +46,6 @@ std::string synthetic_source(const engine::tokenizer& tok, std::int64_t target_t
   return text;
 }
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double rank = p * static_cast<double>(v.size() - 1);
-  const std::size_t lo = static_cast<std::size_t>(rank);
-  const std::size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
-}
-
 struct fim_prompt {
   std::vector<std::int32_t> tokens;
   std::int64_t prefix_end = 0;    // tokens through the text before the cursor's line (a snapshot position)

@@ -41,13 +41,7 @@ result<std::uint64_t> model_flags::expert_budget(const std::filesystem::path& di
     return bytes;
   }
   // auto: what the system has available, less room for the resident weights, the prefix cache and the OS.
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  std::uint64_t kb = 0, available = 0;
-  std::string unit;
-  while (meminfo >> key >> kb >> unit) {
-    if (key == "MemAvailable:") available = kb * 1024;
-  }
+  const std::uint64_t available = available_memory_bytes();
   std::uint64_t weights = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
@@ -116,6 +110,16 @@ result<std::vector<engine::layer_budget>> parse_layer_budgets(std::string_view s
     out.push_back(b);
   }
   return out;
+}
+
+std::uint64_t available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  std::uint64_t kb = 0;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
 }
 
 result<std::vector<std::int32_t>> parse_ids(std::string_view text) {

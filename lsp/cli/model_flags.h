@@ -38,6 +38,9 @@ struct model_flags {
 // (which layers exist is the expert store's to check).
 result<std::vector<engine::layer_budget>> parse_layer_budgets(std::string_view spec);
 
+// MemAvailable from /proc/meminfo, in bytes (0 when it cannot be read): what `auto` budgets size from.
+std::uint64_t available_memory_bytes();
+
 // Parses "1,2,3" (spaces allowed) into token ids.
 result<std::vector<std::int32_t>> parse_ids(std::string_view text);
 

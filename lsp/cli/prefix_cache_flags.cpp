@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 
@@ -20,12 +19,7 @@ void prefix_cache_flags::add_to(arg_parser& parser) {
 result<std::uint64_t> prefix_cache_flags::budget() const {
   if (size == "none") return std::uint64_t{0};
   if (size != "auto") return parse_size(size);
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key, unit;
-  std::uint64_t kb = 0, available = 0;
-  while (meminfo >> key >> kb >> unit) {
-    if (key == "MemAvailable:") available = kb * 1024;
-  }
+  const std::uint64_t available = available_memory_bytes();
   return std::min<std::uint64_t>(available / 8, 4ull << 30);
 }
 

@@ -16,6 +16,17 @@ bool valid_id(const json& id) { return id.is_number_integer() || id.is_string();
 
 }  // namespace
 
+const json* find_path(const json& root, std::initializer_list<const char*> path) {
+  const json* at = &root;
+  for (const char* key : path) {
+    if (!at->is_object()) return nullptr;
+    auto it = at->find(key);
+    if (it == at->end()) return nullptr;
+    at = &*it;
+  }
+  return at;
+}
+
 struct reply::state {
   std::shared_ptr<connection::core> core;
   json id;

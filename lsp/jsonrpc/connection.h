@@ -14,6 +14,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,10 @@ struct rpc_error {
 };
 
 using send_fn = std::function<void(std::string body)>;
+
+// The value at `path` (object keys from `root`), or nullptr when a step is missing or not an object: how
+// handlers read optional fields of params without exceptions.
+const json* find_path(const json& root, std::initializer_list<const char*> path);
 
 // The right to answer one request, exactly once. Move-only.
 class reply {

@@ -35,13 +35,10 @@ namespace {
 
 // params.<path> as a non-negative integer, or an error naming the path.
 result<std::size_t> unsigned_at(const json& params, std::initializer_list<const char*> path) {
-  const json* at = &params;
   std::string name = "params";
-  for (const char* key : path) {
-    name += std::string(".") + key;
-    if (!at->is_object() || !at->contains(key)) return fail(errc::invalid_argument, "{}: missing", name);
-    at = &(*at)[key];
-  }
+  for (const char* key : path) name += std::string(".") + key;
+  const json* at = jsonrpc::find_path(params, path);
+  if (at == nullptr) return fail(errc::invalid_argument, "{}: missing", name);
   if (!at->is_number_unsigned()) return fail(errc::invalid_argument, "{}: expected a non-negative integer", name);
   return at->get<std::size_t>();
 }
@@ -49,10 +46,7 @@ result<std::size_t> unsigned_at(const json& params, std::initializer_list<const 
 }  // namespace
 
 void inline_completion::on_request(const json& params, jsonrpc::reply r) {
-  const json* uri = params.contains("textDocument") && params["textDocument"].is_object() &&
-                            params["textDocument"].contains("uri")
-                        ? &params["textDocument"]["uri"]
-                        : nullptr;
+  const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
   if (uri == nullptr || !uri->is_string()) {
     r.error(codes::invalid_params, "params.textDocument.uri: expected a string");
     return;
@@ -64,8 +58,8 @@ void inline_completion::on_request(const json& params, jsonrpc::reply r) {
     return;
   }
   int trigger = 2;
-  if (params.contains("context") && params["context"].is_object() && params["context"].contains("triggerKind")) {
-    const json& kind = params["context"]["triggerKind"];
+  if (const json* trigger_kind = jsonrpc::find_path(params, {"context", "triggerKind"})) {
+    const json& kind = *trigger_kind;
     if (!kind.is_number_integer() || (kind != 1 && kind != 2)) {
       r.error(codes::invalid_params, "params.context.triggerKind: expected 1 (Invoked) or 2 (Automatic)");
       return;

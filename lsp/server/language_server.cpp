@@ -48,13 +48,8 @@ void language_server::on_initialize(const json& params, jsonrpc::reply r) {
   client_ = params;
   // UTF-8 positions when the client offers them (no conversion at all), UTF-16 otherwise (the default).
   encoding_ = position_encoding::utf16;
-  const json* offered = nullptr;
-  if (auto general = params.find("capabilities"); general != params.end() && general->is_object()) {
-    if (auto g = general->find("general"); g != general->end() && g->is_object()) {
-      if (auto e = g->find("positionEncodings"); e != g->end() && e->is_array()) offered = &*e;
-    }
-  }
-  if (offered != nullptr) {
+  const json* offered = jsonrpc::find_path(params, {"capabilities", "general", "positionEncodings"});
+  if (offered != nullptr && offered->is_array()) {
     for (const json& e : *offered) {
       if (e == "utf-8") encoding_ = position_encoding::utf8;
     }
@@ -65,12 +60,8 @@ void language_server::on_initialize(const json& params, jsonrpc::reply r) {
 }
 
 bool language_server::client_supports_progress() const {
-  const json* c = &client_;
-  for (const char* key : {"capabilities", "window", "workDoneProgress"}) {
-    if (!c->is_object() || !c->contains(key)) return false;
-    c = &(*c)[key];
-  }
-  return c->is_boolean() && c->get<bool>();
+  const json* c = jsonrpc::find_path(client_, {"capabilities", "window", "workDoneProgress"});
+  return c != nullptr && c->is_boolean() && c->get<bool>();
 }
 
 json language_server::capabilities() const {

@@ -53,32 +53,17 @@ open_document* open_documents::find(std::string_view uri) {
   return it == docs_.end() ? nullptr : it->second.get();
 }
 
-namespace {
-
-// The string at params.<a>.<b>, or nullptr.
-const json* field(const json& params, std::initializer_list<const char*> path) {
-  const json* at = &params;
-  for (const char* key : path) {
-    if (!at->is_object()) return nullptr;
-    auto it = at->find(key);
-    if (it == at->end()) return nullptr;
-    at = &*it;
-  }
-  return at;
-}
-
-}  // namespace
 
 void open_documents::did_open(const json& params) {
-  const json* uri = field(params, {"textDocument", "uri"});
-  const json* text = field(params, {"textDocument", "text"});
+  const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
+  const json* text = jsonrpc::find_path(params, {"textDocument", "text"});
   if (uri == nullptr || !uri->is_string() || text == nullptr || !text->is_string()) {
     spdlog::warn("lsp: didOpen without textDocument.uri or textDocument.text: ignored");
     return;
   }
   const std::string key = uri->get<std::string>();
-  const json* language_id = field(params, {"textDocument", "languageId"});
-  const json* version = field(params, {"textDocument", "version"});
+  const json* language_id = jsonrpc::find_path(params, {"textDocument", "languageId"});
+  const json* version = jsonrpc::find_path(params, {"textDocument", "version"});
   const std::string path = uri_to_path(key).value_or(key);
   std::optional<context::language> lang =
       language_id != nullptr && language_id->is_string() ? context::language_from_lsp_id(language_id->get<std::string>())
@@ -91,8 +76,8 @@ void open_documents::did_open(const json& params) {
 }
 
 void open_documents::did_change(const json& params) {
-  const json* uri = field(params, {"textDocument", "uri"});
-  const json* changes = field(params, {"contentChanges"});
+  const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
+  const json* changes = jsonrpc::find_path(params, {"contentChanges"});
   if (uri == nullptr || !uri->is_string() || changes == nullptr || !changes->is_array()) {
     spdlog::warn("lsp: didChange without textDocument.uri or contentChanges: ignored");
     return;
@@ -104,12 +89,12 @@ void open_documents::did_change(const json& params) {
     return;
   }
   for (const json& change : *changes) {
-    const json* text = field(change, {"text"});
+    const json* text = jsonrpc::find_path(change, {"text"});
     if (text == nullptr || !text->is_string()) {
       spdlog::warn("lsp: a change to {} without text: ignored", key);
       continue;
     }
-    const json* range = field(change, {"range"});
+    const json* range = jsonrpc::find_path(change, {"range"});
     if (range == nullptr) {  // full content: also the way back into sync
       d->doc.set_text(text->get<std::string>());
       d->out_of_sync = false;
@@ -117,8 +102,8 @@ void open_documents::did_change(const json& params) {
     }
     if (d->out_of_sync) continue;
     auto position = [&](const char* which) -> std::optional<context::text_position> {
-      const json* line = field(*range, {which, "line"});
-      const json* character = field(*range, {which, "character"});
+      const json* line = jsonrpc::find_path(*range, {which, "line"});
+      const json* character = jsonrpc::find_path(*range, {which, "character"});
       if (line == nullptr || character == nullptr || !line->is_number_unsigned() || !character->is_number_unsigned()) {
         return std::nullopt;
       }
@@ -135,14 +120,14 @@ void open_documents::did_change(const json& params) {
                   {{"type", 2}, {"message", "qcoder: lost track of " + d->doc.path() + "; reopen it to resume completions"}});
     }
   }
-  if (const json* version = field(params, {"textDocument", "version"}); version != nullptr && version->is_number_integer()) {
+  if (const json* version = jsonrpc::find_path(params, {"textDocument", "version"}); version != nullptr && version->is_number_integer()) {
     d->version = version->get<std::int64_t>();
   }
   if (on_change_) on_change_(key);
 }
 
 void open_documents::did_close(const json& params) {
-  const json* uri = field(params, {"textDocument", "uri"});
+  const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
   if (uri == nullptr || !uri->is_string()) return;
   const std::string key = uri->get<std::string>();
   docs_.erase(key);
