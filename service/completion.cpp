@@ -71,8 +71,6 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
     engine::generation_request gen;
     gen.prompt.assign(prompt.ids.begin(), prompt.ids.end());
     gen.max_tokens = request.max_tokens;
-    gen.stop_ids = stop_ids_;
-    for (std::int64_t id : model.config().eos_token_ids) gen.stop_ids.push_back(static_cast<std::int32_t>(id));
     gen.cache = cache;
     gen.plan.snapshot_at = snapshot_points(prompt);
     gen.stop = request.stop;
@@ -91,11 +89,7 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
       if (alt == 0 && request.on_partial && !filter.text().empty()) keep_going = request.on_partial(filter.text());
       return !stop_now && keep_going;
     };
-    // One state for every request, grown when a longer one comes (the cache overwrites its contents).
-    const std::int64_t capacity = static_cast<std::int64_t>(prompt.tokens()) + request.max_tokens + 1;
-    if (!state_ || state_->capacity() < capacity) state_.emplace(model.new_state(std::max<std::int64_t>(capacity, 4096)));
-    if (cache == nullptr) state_->reset();
-    QCODER_TRY(engine::generation_result generated, engine::generate(model, *state_, gen));
+    QCODER_TRY(engine::generation_result generated, generate(model, std::move(gen)));
     if (alt == 0) out.restored_tokens = generated.prompt_tokens_restored;
     out.generated_tokens += generated.tokens.size();
     if (generated.reason == engine::finish_reason::cancelled) {
@@ -109,6 +103,17 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
     if (!text.empty() && std::find(out.items.begin(), out.items.end(), text) == out.items.end()) out.items.push_back(text);
   }
   return out;
+}
+
+result<engine::generation_result> completion_service::generate(engine::qwen3_next& model,
+                                                               engine::generation_request request) {
+  request.stop_ids.insert(request.stop_ids.end(), stop_ids_.begin(), stop_ids_.end());
+  for (std::int64_t id : model.config().eos_token_ids) request.stop_ids.push_back(static_cast<std::int32_t>(id));
+  // One state for every request, grown when a longer one comes (the cache overwrites its contents).
+  const std::int64_t capacity = static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens + 1;
+  if (!state_ || state_->capacity() < capacity) state_.emplace(model.new_state(std::max<std::int64_t>(capacity, 4096)));
+  if (request.cache == nullptr) state_->reset();
+  return engine::generate(model, *state_, request);
 }
 
 }  // namespace qcoder::service

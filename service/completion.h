@@ -17,6 +17,7 @@
 
 #include "context/completion_filter.h"
 #include "context/prompt_builder.h"
+#include "engine/generate.h"
 #include "engine/memory/prefix_cache.h"
 #include "engine/model/qwen3_next.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -53,6 +54,11 @@ class completion_service {
 
   result<completion_result> complete(engine::qwen3_next& model, engine::prefix_cache* cache,
                                      const completion_request& request);
+
+  // Runs one generation on the service's sequence state (grown as prompts need; the prefix cache
+  // overwrites its contents). `request.stop_ids` gets the FIM/chat control tokens and the model's eos ids
+  // added. For the other services that share this one's tokenizer and state (edits).
+  result<engine::generation_result> generate(engine::qwen3_next& model, engine::generation_request request);
 
   const engine::tokenizer& tokenizer() const { return *tok_; }
 
