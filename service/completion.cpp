@@ -56,8 +56,9 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
   out.reason = plan.reason;
   if (plan.mode == context::completion_mode::none) return out;
 
-  QCODER_TRY(context::prompt prompt, builder_.build({view, request.cursor, nullptr, nullptr}));
+  QCODER_TRY(context::prompt prompt, builder_.build({view, request.cursor, request.index, request.recent}));
   out.prompt_tokens = prompt.tokens();
+  if (request.on_prompt) request.on_prompt();
 
   for (int alt = 0; alt < std::max(1, request.alternatives); ++alt) {
     if (request.stop.stop_requested()) {
@@ -90,7 +91,11 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
       return !stop_now && keep_going;
     };
     QCODER_TRY(engine::generation_result generated, generate(model, std::move(gen)));
-    if (alt == 0) out.restored_tokens = generated.prompt_tokens_restored;
+    if (alt == 0) {
+      out.restored_tokens = generated.prompt_tokens_restored;
+      out.prefill_seconds = generated.prefill_seconds;
+    }
+    out.decode_seconds += generated.decode_seconds;
     out.generated_tokens += generated.tokens.size();
     if (generated.reason == engine::finish_reason::cancelled) {
       out.cancelled = true;

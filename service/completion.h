@@ -31,6 +31,10 @@ struct completion_request {
   std::size_t cursor = 0;                 // byte offset in text
   int alternatives = 1;                   // 1 (typing) or more (asked for): greedy first, then sampled
   std::int64_t max_tokens = 128;
+  const context::workspace_index* index = nullptr;   // optional: definitions from other files
+  const context::recent_snippets* recent = nullptr;  // optional: recently edited and viewed code
+  // Called once the prompt is built, before the model runs (for timing).
+  std::function<void()> on_prompt;
   // Called with the cleaned text of the first alternative so far, as it grows; return false to stop.
   std::function<bool(const std::string& text)> on_partial;
   std::stop_token stop;
@@ -43,6 +47,8 @@ struct completion_result {
   std::size_t prompt_tokens = 0;
   std::int64_t restored_tokens = 0;  // of the prompt, from the prefix cache
   std::size_t generated_tokens = 0;
+  double prefill_seconds = 0;  // of the first alternative
+  double decode_seconds = 0;   // of every alternative
   bool cancelled = false;
 };
 
@@ -61,6 +67,7 @@ class completion_service {
   result<engine::generation_result> generate(engine::qwen3_next& model, engine::generation_request request);
 
   const engine::tokenizer& tokenizer() const { return *tok_; }
+  const context::prompt_options& prompt_options() const { return builder_.options(); }
 
  private:
   completion_service(std::unique_ptr<engine::tokenizer> tok, context::prompt_builder builder,

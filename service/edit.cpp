@@ -236,6 +236,8 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
   QCODER_TRY(engine::generation_result generated_result, runner_.generate(model, std::move(gen)));
   out.generated_tokens = generated_result.tokens.size();
   out.restored_tokens = generated_result.prompt_tokens_restored;
+  out.prefill_seconds = generated_result.prefill_seconds;
+  out.decode_seconds = generated_result.decode_seconds;
   if (generated_result.reason == engine::finish_reason::cancelled) {
     out.cancelled = true;
     return out;
@@ -260,6 +262,14 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
     out.edits.push_back(std::move(r));
   }
   return out;
+}
+
+result<std::unique_ptr<assistant>> assistant::create(const std::filesystem::path& model_dir,
+                                                     context::prompt_options options) {
+  auto a = std::make_unique<assistant>();
+  QCODER_TRY(a->completions, completion_service::create(model_dir, std::move(options)));
+  a->edits = std::make_unique<edit_service>(*a->completions);
+  return a;
 }
 
 }  // namespace qcoder::service

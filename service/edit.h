@@ -73,6 +73,8 @@ struct edit_result {
   std::size_t prompt_tokens = 0;
   std::int64_t restored_tokens = 0;
   std::size_t generated_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
 };
 
 class edit_service {
@@ -84,6 +86,16 @@ class edit_service {
 
  private:
   completion_service& runner_;
+};
+
+// What the inference thread keeps for the language server's features: completions and edits sharing one
+// tokenizer and one generation state.
+struct assistant {
+  std::unique_ptr<completion_service> completions;
+  std::unique_ptr<edit_service> edits;
+
+  static result<std::unique_ptr<assistant>> create(const std::filesystem::path& model_dir,
+                                                   context::prompt_options options = {});
 };
 
 }  // namespace qcoder::service

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,10 +13,7 @@
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
 #include "lsp/jsonrpc/connection.h"
-#include "lsp/server/inline_completion.h"
-#include "lsp/server/language_server.h"
-#include "lsp/server/model_host.h"
-#include "lsp/server/open_documents.h"
+#include "lsp/server/server_session.h"
 #include "lsp/server/stream_transport.h"
 
 namespace qcoder::cli {
@@ -55,6 +51,7 @@ int run_lsp(args_view args) {
   bool allow_remote = false;
   std::string listen;
   std::string max_message = "64MiB";
+  int debounce_ms = 150;
   model_flags model;
   prefix_cache_flags cache;
   arg_parser parser("lsp [--stdio | --listen HOST:PORT]",
@@ -63,11 +60,16 @@ int run_lsp(args_view args) {
   parser.flag("stdio", "talk over stdin/stdout (the default; accepted because clients pass it)", &stdio)
       .option("listen", "HOST:PORT", "serve one client over TCP instead (e.g. 127.0.0.1:2087; loopback only)", &listen)
       .flag("allow-remote", "with --listen: accept a non-loopback address", &allow_remote)
-      .option("max-message", "SIZE", "largest message accepted from the client", &max_message);
+      .option("max-message", "SIZE", "largest message accepted from the client", &max_message)
+      .option("debounce", "MS", "longest wait before a typed completion request starts (adaptive below it; 0: none)", &debounce_ms);
   model.add_to(parser);
   cache.add_to(parser);
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
+  if (debounce_ms < 0 || debounce_ms > 5000) return report_failure(fail(errc::invalid_argument, "--debounce: expected 0..5000 ms"));
+  // What the command line set explicitly wins over the client's settings (flags keep their defaults otherwise).
+  const bool experts_given = model.expert_cache_ram != "none";
+  const bool cache_given = cache.size != "auto";
   result<std::uint64_t> cap = parse_size(max_message);
   if (!cap || *cap == 0) return report_failure(fail(errc::invalid_argument, "--max-message: expected a size like 64MiB"));
 
@@ -93,35 +95,29 @@ int run_lsp(args_view args) {
     in_fd = out_fd = socket.native_handle();
   }
   lsp::stream_transport transport(in_fd, out_fd, static_cast<std::size_t>(*cap));
-  jsonrpc::connection rpc(transport.sender());
-  lsp::language_server server(rpc);
-  lsp::open_documents documents(rpc, server);
-  // The model loads in the background once the client is initialized; a clean shutdown saves the prefix
-  // cache (off the I/O thread) before answering.
-  lsp::model_host host(rpc, [&model, &cache] { return load_engine(model, cache); });
-  server.set_on_initialized([&] { host.start(server.client_supports_progress()); });
-  lsp::inline_completion completions(rpc, server, documents, host);
-  std::thread shutting_down;
-  server.set_on_shutdown([&](jsonrpc::reply r) {
-    shutting_down = std::thread([&host, r = std::move(r)]() mutable {
-      if (result<void> saved = host.shutdown(); !saved) spdlog::warn("lsp: {}", saved.err().message);
-      r.result(nullptr);
-    });
-  });
+  // The client's settings may name the model and its budgets; the command line's flags win.
+  const auto load = [&model, &cache, model_given = !model.model.empty(), experts_given, cache_given](
+                        const lsp::server_settings& settings) {
+    model_flags m = model;
+    prefix_cache_flags c = cache;
+    if (!model_given && !settings.model.empty()) m.model = settings.model;
+    if (!experts_given && !settings.expert_cache_ram.empty()) m.expert_cache_ram = settings.expert_cache_ram;
+    if (!cache_given && !settings.prefix_cache.empty()) c.size = settings.prefix_cache;
+    return load_engine(m, c);
+  };
+  lsp::session_options options;
+  options.settings.debounce = std::chrono::milliseconds(debounce_ms);
+  lsp::server_session session(transport.sender(), load, options);
   spdlog::info("lsp: serving on {}", listen.empty() ? "stdin/stdout" : listen);
+  std::optional<int> exit_code;
   transport.run(
       [&](std::string_view body) {
-        rpc.receive(body);
-        if (server.exit_code()) {
-          if (shutting_down.joinable()) shutting_down.join();  // its answer goes out before we stop
-          transport.stop();
-        }
+        session.receive(body);
+        if ((exit_code = session.exit_code())) transport.stop();
       },
-      [&](std::string_view why) { rpc.reject_frame(why); });
-  if (shutting_down.joinable()) shutting_down.join();
-  completions.stop();
-  host.stop();  // no job may outlive the features it calls back into
-  const int code = server.exit_code().value_or(1);
+      [&](std::string_view why) { session.reject_frame(why); });
+  session.stop();
+  const int code = exit_code.value_or(1);
   spdlog::info("lsp: exiting with {}{}", code, transport.input_ended() ? " (end of input)" : "");
   return code;
 }

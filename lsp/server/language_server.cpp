@@ -55,6 +55,7 @@ void language_server::on_initialize(const json& params, jsonrpc::reply r) {
     }
   }
   initialized_ = true;
+  if (on_initialize_) on_initialize_(params);
   r.result(json{{"capabilities", capabilities()},
                 {"serverInfo", {{"name", "qcoder"}, {"version", std::string(version_string)}}}});
 }
@@ -65,9 +66,10 @@ bool language_server::client_supports_progress() const {
 }
 
 json language_server::capabilities() const {
-  return json{{"positionEncoding", encoding_ == position_encoding::utf8 ? "utf-8" : "utf-16"},
-              {"textDocumentSync", {{"openClose", true}, {"change", 2}, {"save", {{"includeText", false}}}}},
-              {"inlineCompletionProvider", true}};
+  json c = {{"positionEncoding", encoding_ == position_encoding::utf8 ? "utf-8" : "utf-16"},
+            {"textDocumentSync", {{"openClose", true}, {"change", 2}, {"save", {{"includeText", false}}}}}};
+  c.merge_patch(extra_capabilities_);
+  return c;
 }
 
 }  // namespace qcoder::lsp

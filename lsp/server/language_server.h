@@ -30,6 +30,10 @@ class language_server {
   // Whether the client accepts server-initiated work-done progress (window.workDoneProgress).
   bool client_supports_progress() const;
 
+  // Called with the initialize params before the reply (e.g. to read initializationOptions).
+  void set_on_initialize(std::function<void(const jsonrpc::json& params)> hook) { on_initialize_ = std::move(hook); }
+  // Capabilities a feature adds to the initialize reply (merged into the base set).
+  void add_capabilities(const jsonrpc::json& more) { extra_capabilities_.merge_patch(more); }
   // Called when the client sends `initialized` (e.g. to start loading the model).
   void set_on_initialized(std::function<void()> hook) { on_initialized_ = std::move(hook); }
   // Called for `shutdown` with its reply (e.g. to save caches before answering); the default answers null.
@@ -45,6 +49,8 @@ class language_server {
   std::optional<int> exit_code_;
   position_encoding encoding_ = position_encoding::utf16;
   jsonrpc::json client_ = jsonrpc::json::object();
+  std::function<void(const jsonrpc::json&)> on_initialize_;
+  jsonrpc::json extra_capabilities_ = jsonrpc::json::object();
   std::function<void()> on_initialized_;
   std::function<void(jsonrpc::reply)> on_shutdown_;
 };

@@ -13,6 +13,12 @@ model_host::model_host(jsonrpc::connection& rpc, service::inference_worker::load
 model_host::~model_host() { stop(); }
 
 void model_host::stop() {
+  std::vector<waiter> waiters;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    waiters = std::move(waiters_);
+  }
+  waiters.clear();  // joins: each waits at most its timeout
   std::unique_ptr<service::inference_worker> worker;
   {
     std::lock_guard lock(mutex_);
@@ -32,7 +38,8 @@ void model_host::start(bool progress) {
     rpc_.notify("$/progress", {{"token", *progress_token_},
                                {"value", {{"kind", "begin"}, {"title", "qcoder: loading the model"}, {"cancellable", false}}}});
   }
-  rpc_.notify("qcoder/status", {{"state", "loading"}});
+  status_ = {{"state", "loading"}};
+  rpc_.notify("qcoder/status", status_);
   worker_ = std::make_unique<service::inference_worker>(
       load_, [this](service::model_state s, const std::string& detail) { on_state(s, detail); });
 }
@@ -52,6 +59,10 @@ void model_host::on_state(service::model_state state, const std::string& detail)
   }
   json status = {{"state", ready ? "idle" : "error"}};
   if (!ready) status["message"] = detail;
+  {
+    std::lock_guard lock(mutex_);
+    status_ = status;
+  }
   rpc_.notify("qcoder/status", status);
   if (!ready) {
     rpc_.notify("window/showMessage", {{"type", 1}, {"message", "qcoder: the model could not be loaded: " + detail}});
@@ -69,10 +80,67 @@ result<void> model_host::wait_ready(std::chrono::milliseconds timeout) const {
   return w->wait_ready(timeout);
 }
 
+void model_host::when_ready(std::chrono::milliseconds timeout, std::function<void(result<void>)> then) {
+  service::inference_worker* w = worker();
+  if (w == nullptr || w->state() != service::model_state::loading) return then(wait_ready(std::chrono::milliseconds(0)));
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard lock(waiters_mutex_);
+  std::erase_if(waiters_, [](const waiter& x) { return x.done->load(); });
+  waiters_.push_back({std::jthread([this, timeout, then = std::move(then), done] {
+                        then(wait_ready(timeout));
+                        done->store(true);
+                      }),
+                      done});
+}
+
 result<void> model_host::shutdown() {
   service::inference_worker* w = worker();
   if (w == nullptr) return ok();
   return w->shutdown();
+}
+
+result<service::assistant*> model_host::assistant(engine::qwen3_next& model, const context::prompt_options& prompt) {
+  const bool stale = assistant_ && (assistant_->completions->prompt_options().budget_tokens != prompt.budget_tokens);
+  if (!assistant_ || stale) {
+    assistant_.reset();
+    QCODER_TRY(assistant_, service::assistant::create(model.weights_file().dir(), prompt));
+  }
+  return assistant_.get();
+}
+
+void model_host::job_started() {
+  json status;
+  {
+    std::lock_guard lock(mutex_);
+    status_["state"] = "busy";
+    status = status_;
+  }
+  rpc_.notify("qcoder/status", status);
+}
+
+void model_host::job_finished(const engine::qwen3_next& model, const job_figures& f) {
+  json status = {{"state", "idle"}, {"promptTokens", f.prompt_tokens}, {"reusedPromptTokens", f.restored_tokens},
+                 {"generatedTokens", f.generated_tokens}};
+  if (f.prompt_tokens > 0) status["prefixReuse"] = static_cast<double>(f.restored_tokens) / static_cast<double>(f.prompt_tokens);
+  if (f.decode_seconds > 0) status["tokensPerSecond"] = static_cast<double>(f.generated_tokens) / f.decode_seconds;
+  if (f.prefill_seconds > 0 && f.prompt_tokens > static_cast<std::size_t>(f.restored_tokens)) {
+    status["prefillTokensPerSecond"] = static_cast<double>(f.prompt_tokens - static_cast<std::size_t>(f.restored_tokens)) / f.prefill_seconds;
+  }
+  if (const engine::expert_store* experts = model.experts()) {
+    const engine::expert_layer_stats t = experts->totals();
+    if (t.hits + t.misses > 0) status["expertHitRate"] = static_cast<double>(t.hits) / static_cast<double>(t.hits + t.misses);
+  }
+  {
+    std::lock_guard lock(mutex_);
+    status["requests"] = ++jobs_done_;
+    status_ = status;
+  }
+  rpc_.notify("qcoder/status", status);
+}
+
+json model_host::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
 }
 
 }  // namespace qcoder::lsp

@@ -6,16 +6,29 @@
 // connection's thread-safe sender.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 #include "lsp/jsonrpc/connection.h"
+#include "service/edit.h"
 #include "service/inference_worker.h"
 
 namespace qcoder::lsp {
+
+// What one job did, for the status bar.
+struct job_figures {
+  std::size_t prompt_tokens = 0;
+  std::int64_t restored_tokens = 0;  // of the prompt, from the prefix cache
+  std::size_t generated_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+};
 
 class model_host {
  public:
@@ -28,11 +41,23 @@ class model_host {
   service::inference_worker* worker() const;
   // Waits up to `timeout` for the model; the error says why it is not there (loading, failed, not started).
   result<void> wait_ready(std::chrono::milliseconds timeout) const;
+  // Calls `then` with ok once the model is ready, or with the reason it is not: at once when it is ready,
+  // failed or not started, else (still loading) from a waiting thread after up to `timeout`.
+  void when_ready(std::chrono::milliseconds timeout, std::function<void(result<void>)> then);
   // The clean shutdown: lets queued jobs finish and saves the prefix cache.
   result<void> shutdown();
   // Stops the worker now (queued jobs are refused, the running one finishes); worker() is null after.
   // Call before destroying what jobs refer to.
   void stop();
+
+  // Inference thread only (inside a job): the completion and edit services for the loaded model, made on
+  // first use and again when the prompt options change.
+  result<service::assistant*> assistant(engine::qwen3_next& model, const context::prompt_options& prompt);
+  // Inference thread only: `qcoder/status` busy at a job's start, idle with its figures at its end.
+  void job_started();
+  void job_finished(const engine::qwen3_next& model, const job_figures& figures);
+  // The last status sent (state, figures, expert cache), for `qcoder.status`.
+  jsonrpc::json status() const;
 
  private:
   void on_state(service::model_state state, const std::string& detail);
@@ -43,6 +68,15 @@ class model_host {
   std::unique_ptr<service::inference_worker> worker_;
   std::optional<std::string> progress_token_;
   bool progress_ended_ = false;
+  jsonrpc::json status_ = jsonrpc::json::object();
+  std::uint64_t jobs_done_ = 0;
+  std::unique_ptr<service::assistant> assistant_;  // inference thread only
+  struct waiter {
+    std::jthread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex waiters_mutex_;
+  std::vector<waiter> waiters_;  // requests waiting for a loading model
 };
 
 }  // namespace qcoder::lsp

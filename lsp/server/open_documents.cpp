@@ -1,6 +1,9 @@
 // Text synchronisation.
 #include "lsp/server/open_documents.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <spdlog/spdlog.h>
 
 namespace qcoder::lsp {
@@ -41,7 +44,7 @@ open_documents::open_documents(jsonrpc::connection& rpc, const language_server& 
   rpc_.on_notification("textDocument/didOpen", [this](const json& p) { did_open(p); });
   rpc_.on_notification("textDocument/didChange", [this](const json& p) { did_change(p); });
   rpc_.on_notification("textDocument/didClose", [this](const json& p) { did_close(p); });
-  rpc_.on_notification("textDocument/didSave", [](const json&) {});
+  rpc_.on_notification("textDocument/didSave", [this](const json& p) { did_save(p); });
 }
 
 context::column_unit open_documents::unit() const {
@@ -55,6 +58,7 @@ open_document* open_documents::find(std::string_view uri) {
 
 
 void open_documents::did_open(const json& params) {
+  const auto received = std::chrono::steady_clock::now();
   const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
   const json* text = jsonrpc::find_path(params, {"textDocument", "text"});
   if (uri == nullptr || !uri->is_string() || text == nullptr || !text->is_string()) {
@@ -71,11 +75,14 @@ void open_documents::did_open(const json& params) {
   if (!lang) lang = context::language_from_path(path);
   auto doc = std::make_unique<open_document>(open_document{context::document(path, lang, text->get<std::string>())});
   doc->version = version != nullptr && version->is_number_integer() ? version->get<std::int64_t>() : 0;
+  if (language_id != nullptr && language_id->is_string()) doc->language_id = language_id->get<std::string>();
+  open_document* opened = doc.get();
   docs_[key] = std::move(doc);
-  if (on_change_) on_change_(key);
+  emit({document_event::kind::opened, key, opened, 0, opened->doc.line_count() - 1, received});
 }
 
 void open_documents::did_change(const json& params) {
+  const auto received = std::chrono::steady_clock::now();
   const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
   const json* changes = jsonrpc::find_path(params, {"contentChanges"});
   if (uri == nullptr || !uri->is_string() || changes == nullptr || !changes->is_array()) {
@@ -84,6 +91,11 @@ void open_documents::did_change(const json& params) {
   }
   const std::string key = uri->get<std::string>();
   open_document* d = find(key);
+  std::size_t first_line = SIZE_MAX, last_line = 0;
+  const auto touched = [&](std::size_t first, std::size_t last) {
+    first_line = std::min(first_line, first);
+    last_line = std::max(last_line, last);
+  };
   if (d == nullptr) {
     spdlog::warn("lsp: didChange for {}, which is not open: ignored", key);
     return;
@@ -98,6 +110,7 @@ void open_documents::did_change(const json& params) {
     if (range == nullptr) {  // full content: also the way back into sync
       d->doc.set_text(text->get<std::string>());
       d->out_of_sync = false;
+      touched(0, d->doc.line_count() - 1);
       continue;
     }
     if (d->out_of_sync) continue;
@@ -112,7 +125,11 @@ void open_documents::did_change(const json& params) {
     const std::optional<context::text_position> begin = position("start"), end = position("end");
     result<void> applied = begin && end ? d->doc.replace(*begin, *end, unit(), text->get<std::string>())
                                         : result<void>(fail(errc::invalid_argument, "malformed range"));
-    if (!applied) {
+    if (applied) {
+      // The changed lines in the new text: from the start line to where the inserted text ends.
+      const std::string& inserted = text->get_ref<const std::string&>();
+      touched(begin->line, begin->line + static_cast<std::size_t>(std::count(inserted.begin(), inserted.end(), '\n')));
+    } else {
       spdlog::error("lsp: change to {} does not fit the document ({}); out of sync until the client resends it",
                     key, applied.err().message);
       d->out_of_sync = true;
@@ -123,15 +140,33 @@ void open_documents::did_change(const json& params) {
   if (const json* version = jsonrpc::find_path(params, {"textDocument", "version"}); version != nullptr && version->is_number_integer()) {
     d->version = version->get<std::int64_t>();
   }
-  if (on_change_) on_change_(key);
+  d->changes->fetch_add(1);
+  if (first_line != SIZE_MAX) {
+    last_line = std::min(last_line, d->doc.line_count() - 1);
+    emit({document_event::kind::changed, key, d, std::min(first_line, last_line), last_line, received});
+  }
 }
 
 void open_documents::did_close(const json& params) {
   const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
   if (uri == nullptr || !uri->is_string()) return;
   const std::string key = uri->get<std::string>();
+  if (open_document* d = find(key)) d->changes->fetch_add(1);  // a job still working on it is stale
   docs_.erase(key);
-  if (on_change_) on_change_(key);
+  emit({document_event::kind::closed, key, nullptr, 0, 0, std::chrono::steady_clock::now()});
+}
+
+void open_documents::did_save(const json& params) {
+  const json* uri = jsonrpc::find_path(params, {"textDocument", "uri"});
+  if (uri == nullptr || !uri->is_string()) return;
+  const std::string key = uri->get<std::string>();
+  open_document* d = find(key);
+  if (d == nullptr || d->out_of_sync) return;
+  emit({document_event::kind::saved, key, d, 0, d->doc.line_count() - 1, std::chrono::steady_clock::now()});
+}
+
+void open_documents::emit(const document_event& event) const {
+  for (const auto& listener : listeners_) listener(event);
 }
 
 }  // namespace qcoder::lsp

@@ -9,11 +9,14 @@
 // Thread-safety: I/O thread only (the handlers run there); copy what another thread needs.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "context/document.h"
 #include "lsp/jsonrpc/connection.h"
@@ -23,8 +26,25 @@ namespace qcoder::lsp {
 
 struct open_document {
   context::document doc;
+  std::string language_id;  // as the client named it ("" when it did not)
   std::int64_t version = 0;
+  // Changes applied so far, readable off the I/O thread: a job compares it at its end to tell whether the
+  // text moved on while it worked.
+  std::shared_ptr<std::atomic<std::uint64_t>> changes = std::make_shared<std::atomic<std::uint64_t>>(0);
   bool out_of_sync = false;
+};
+
+// What happened to a document, for the features that follow the text (workspace index, recent snippets,
+// cancelling stale completions).
+struct document_event {
+  enum class kind { opened, changed, saved, closed };
+  kind what = kind::changed;
+  std::string uri;
+  open_document* doc = nullptr;  // null for closed; valid only during the call
+  // For changed: the lines of the new text the changes touched (inclusive); the whole text for a full change.
+  std::size_t first_line = 0;
+  std::size_t last_line = 0;
+  std::chrono::steady_clock::time_point received;  // when the notification arrived
 };
 
 // "file:///a/b%20c.py" -> "/a/b c.py"; nullopt for other schemes or malformed escapes.
@@ -36,19 +56,21 @@ class open_documents {
 
   open_document* find(std::string_view uri);
   std::size_t size() const { return docs_.size(); }
-  // Called after a document's text changed (open, change, close), e.g. to cancel completions made stale.
-  void set_on_change(std::function<void(const std::string& uri)> hook) { on_change_ = std::move(hook); }
+  // Called (on the I/O thread) after each open, change, save and close, in the order added.
+  void add_listener(std::function<void(const document_event&)> listener) { listeners_.push_back(std::move(listener)); }
 
  private:
   void did_open(const jsonrpc::json& params);
   void did_change(const jsonrpc::json& params);
   void did_close(const jsonrpc::json& params);
+  void did_save(const jsonrpc::json& params);
+  void emit(const document_event& event) const;
   context::column_unit unit() const;
 
   jsonrpc::connection& rpc_;
   const language_server& server_;
   std::map<std::string, std::unique_ptr<open_document>, std::less<>> docs_;
-  std::function<void(const std::string&)> on_change_;
+  std::vector<std::function<void(const document_event&)>> listeners_;
 };
 
 }  // namespace qcoder::lsp
