@@ -22,7 +22,7 @@ server_session::server_session(jsonrpc::send_fn send, loader_fn load, session_op
                             {"executeCommandProvider", {{"commands", code_actions::commands()}}}});
   server_.set_on_initialize([this](const json& params) {
     if (const json* init = jsonrpc::find_path(params, {"initializationOptions"})) apply(*init, "initializationOptions");
-    workspace_.start(params);
+    if (options_.index_workspace) workspace_.start(params);
   });
   server_.set_on_initialized([this] {
     load_settings_ = settings_;

@@ -25,6 +25,7 @@ namespace qcoder::lsp {
 struct session_options {
   std::chrono::milliseconds load_wait{3000};
   context::index_options index;
+  bool index_workspace = true;  // false: no workspace index even when the client names a folder
   server_settings settings;  // the defaults (the command line's); the client's settings apply over them
 };
 
