@@ -35,6 +35,7 @@ std::span<const bench_command> all_bench_commands() {
       {"expert-cache", "expert-cache hit rate and disk bytes/token per policy, replaying a routing trace",
        run_bench_expert_cache},
       {"fim-typing", "time to first token while typing, with and without the prefix cache", run_bench_fim_typing},
+      {"lsp", "the language server's own latency per keystroke, excluding the model", run_bench_lsp},
       {"matmul", "one weight matrix (FP8/BF16/F16/F32): GB/s against measured memory bandwidth", run_bench_matmul},
       {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
   };
@@ -55,6 +56,24 @@ int run_bench(args_view args) {
   }
   fmt::print(stderr, "qcoder: unknown benchmark '{}' (run `qcoder bench --help` for the list)\n", args[0]);
   return exit_usage;
+}
+
+std::string synthetic_python_source(const engine::tokenizer& tok, std::int64_t target_tokens) {
+  std::string text = "\"\"\"Inventory bookkeeping: stock levels, reorders and reports.\"\"\"\n\nimport math\nfrom dataclasses import dataclass\n\n";
+  const char* nouns[] = {"item", "order", "supplier", "invoice", "shelf", "batch", "report", "price"};
+  for (int i = 0; static_cast<std::int64_t>(tok.encode(text, false).size()) < target_tokens; ++i) {
+    const std::string noun = nouns[i % 8];
+    text += fmt::format(
+        "\n@dataclass\nclass {0}_record_{1}:\n    \"\"\"One {0} as stored in ledger {1}.\"\"\"\n\n    name: str\n"
+        "    quantity: int = 0\n    unit_cost: float = 0.0\n\n    def total_value(self) -> float:\n"
+        "        return self.quantity * self.unit_cost\n\n    def needs_reorder(self, threshold: int = {2}) -> bool:\n"
+        "        return self.quantity < threshold\n\n\ndef summarize_{0}s_{1}(records):\n"
+        "    \"\"\"Total value and count of the {0}s that need a reorder.\"\"\"\n    total = 0.0\n    count = 0\n"
+        "    for record in records:\n        if record.needs_reorder():\n            count += 1\n"
+        "        total += record.total_value()\n    return math.floor(total * 100) / 100, count\n",
+        noun, i, 5 + i % 7);
+  }
+  return text;
 }
 
 }  // namespace qcoder::cli

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/tokenizer/tokenizer.h"
 #include "lsp/cli/command.h"
 
 namespace qcoder::cli {
@@ -20,6 +21,10 @@ struct bench_command {
 // The p-quantile (0..1) of `values`, interpolated between the nearest ranks; 0 for none.
 double percentile(std::vector<double> values, double p);
 
+// A deterministic Python module (dataclasses and functions) of about `target_tokens` tokens, for the
+// typing benchmarks when no --file is given.
+std::string synthetic_python_source(const engine::tokenizer& tok, std::int64_t target_tokens);
+
 // Every sub-benchmark, in the order `qcoder bench --help` lists them.
 std::span<const bench_command> all_bench_commands();
 
@@ -29,6 +34,7 @@ int run_bench_decode(args_view args);
 int run_bench_matmul(args_view args);
 int run_bench_expert_cache(args_view args);
 int run_bench_fim_typing(args_view args);
+int run_bench_lsp(args_view args);
 int run_bench_tokenize(args_view args);
 
 }  // namespace qcoder::cli

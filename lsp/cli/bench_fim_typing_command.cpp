@@ -27,25 +27,6 @@ namespace qcoder::cli {
 namespace {
 using clock_type = std::chrono::steady_clock;
 
-// A deterministic Python module of about `target_tokens` tokens, for when no --file is given.
-std::string synthetic_source(const engine::tokenizer& tok, std::int64_t target_tokens) {
-  std::string text = "\"\"\"Inventory bookkeeping: stock levels, reorders and reports.\"\"\"\n\nimport math\nfrom dataclasses import dataclass\n\n";
-  const char* nouns[] = {"item", "order", "supplier", "invoice", "shelf", "batch", "report", "price"};
-  for (int i = 0; static_cast<std::int64_t>(tok.encode(text, false).size()) < target_tokens; ++i) {
-    const std::string noun = nouns[i % 8];
-    text += fmt::format(
-        "\n@dataclass\nclass {0}_record_{1}:\n    \"\"\"One {0} as stored in ledger {1}.\"\"\"\n\n    name: str\n"
-        "    quantity: int = 0\n    unit_cost: float = 0.0\n\n    def total_value(self) -> float:\n"
-        "        return self.quantity * self.unit_cost\n\n    def needs_reorder(self, threshold: int = {2}) -> bool:\n"
-        "        return self.quantity < threshold\n\n\ndef summarize_{0}s_{1}(records):\n"
-        "    \"\"\"Total value and count of the {0}s that need a reorder.\"\"\"\n    total = 0.0\n    count = 0\n"
-        "    for record in records:\n        if record.needs_reorder():\n            count += 1\n"
-        "        total += record.total_value()\n    return math.floor(total * 100) / 100, count\n",
-        noun, i, 5 + i % 7);
-  }
-  return text;
-}
-
 struct fim_prompt {
   std::vector<std::int32_t> tokens;
   std::int64_t prefix_end = 0;    // tokens through the text before the cursor's line (a snapshot position)
@@ -150,7 +131,7 @@ int run_bench_fim_typing(args_view args) {
     buffer << in.rdbuf();
     text = buffer.str();
   } else {
-    text = synthetic_source(*tok, file_tokens);
+    text = synthetic_python_source(*tok, file_tokens);
   }
   result<opened_prefix_cache> cache = opened_prefix_cache::open(cache_flags, model);
   if (!cache) return report_failure(cache.err());

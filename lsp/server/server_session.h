@@ -47,6 +47,7 @@ class server_session {
 
   const server_settings& settings() const { return settings_; }
   inline_completion& completions() { return completions_; }
+  workspace_context& workspace() { return workspace_; }
   jsonrpc::connection& rpc() { return rpc_; }
 
  private:

@@ -34,6 +34,11 @@ class workspace_context {
   // The index, or nullptr without a workspace.
   const context::workspace_index* index() const { return root_ ? index_.get() : nullptr; }
   const context::recent_snippets& recent() const { return recent_; }
+  // Blocks until the first build of the index finished (at once without a workspace); for benchmarks and
+  // tests that measure the steady state.
+  void wait_indexed() {
+    if (root_) index_->wait();
+  }
   // A document path as the prompt labels it: relative to the workspace root when under it.
   std::string label(const std::string& path) const;
   // The user asked for a completion at `line` of `uri`: when that is another file than last time, the

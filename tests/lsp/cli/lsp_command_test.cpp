@@ -181,3 +181,37 @@ TEST(LspCommand, ListenRefusesNonLoopbackWithoutAllowRemote) {
 }
 
 }  // namespace
+
+namespace {
+
+// `bench lsp` types into a file through an in-process server: every keystroke is answered, the stages it
+// reports are consistent with each other, and a completion streamed at least one partial.
+TEST(LspCommand, BenchLspReportsTheServersOwnLatencyPerKeystroke) {
+  const auto r = run_qcoder("bench lsp --model " + std::string(QCODER_TEST_DATA_DIR) +
+                                "/tiny-qwen3next/bf16 --file-tokens 800 --chars 6 --max-tokens 8 --json --log-level warn",
+                            /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["keystrokes"].get<int>(), 6);
+  EXPECT_GE(j["requests_with_partial"].get<int>(), 1);
+  for (const char* key : {"edit_applied_us", "request_to_prompt_ms", "token_to_partial_ms", "overhead_ms",
+                          "model_to_first_token_ms", "request_total_ms"}) {
+    ASSERT_TRUE(j.contains(key)) << key;
+    EXPECT_GT(j[key]["p50"].get<double>(), 0.0) << key;
+    EXPECT_GE(j[key]["p99"].get<double>(), j[key]["p50"].get<double>()) << key;
+  }
+  EXPECT_GT(j["bytes_sent_per_keystroke"].get<double>(), 100.0);  // at least a reply and a status each
+  // The server's overhead is a part of the whole request, which also holds the model's time.
+  EXPECT_LT(j["overhead_ms"]["p50"].get<double>(), j["request_total_ms"]["p50"].get<double>());
+  EXPECT_LE(j["request_to_prompt_ms"]["p50"].get<double>(), j["request_total_ms"]["p50"].get<double>());
+}
+
+TEST(LspCommand, BenchLspRefusesAMissingFile) {
+  const auto r = run_qcoder("bench lsp --model " + std::string(QCODER_TEST_DATA_DIR) +
+                                "/tiny-qwen3next/bf16 --file /nonexistent/x.py --chars 2",
+                            /*merge_stderr=*/true);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("/nonexistent/x.py"), std::string::npos) << r.out;
+}
+
+}  // namespace
