@@ -233,7 +233,8 @@ result<void> document::replace(std::size_t begin, std::size_t end, std::string_v
   // Lines: starts before `begin` keep their place; starts after the old `end` shift; starts that depend on a
   // replaced byte (offsets begin .. end, since "\r" + "\n" depends on the byte after) are recomputed.
   const std::ptrdiff_t delta = static_cast<std::ptrdiff_t>(text.size()) - static_cast<std::ptrdiff_t>(end - begin);
-  auto first = std::lower_bound(line_starts_.begin(), line_starts_.end(), begin);
+  // Line 0 starts at offset 0 whatever the edit: it is never recomputed.
+  auto first = std::lower_bound(line_starts_.begin(), line_starts_.end(), std::max<std::size_t>(begin, 1));
   auto last = std::upper_bound(first, line_starts_.end(), end);
   for (auto it = last; it != line_starts_.end(); ++it) *it = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(*it) + delta);
   std::vector<std::size_t> fresh;

@@ -107,6 +107,29 @@ void random_edits(int lines, int edits, bool compare_trees) {
   }
 }
 
+// Edits that start at the first byte: the first line still starts at 0, and emptying the document leaves
+// one empty line that the next edit can address (Neovim sends exactly this for :%delete then new lines).
+TEST(Document, EditsAtTheStartKeepTheFirstLine) {
+  document doc("x.py", language::python, "a\nb\n");
+  ASSERT_TRUE(doc.replace({0, 0}, {0, 0}, column_unit::utf16, "x"));
+  EXPECT_EQ(doc.line_count(), 3u);
+  EXPECT_EQ(doc.line_text(0), "xa");
+  ASSERT_TRUE(doc.replace({0, 0}, {1, 0}, column_unit::utf16, ""));
+  EXPECT_EQ(doc.text(), "b\n");
+  EXPECT_EQ(doc.line_count(), 2u);
+  ASSERT_TRUE(doc.replace({0, 0}, {1, 0}, column_unit::utf16, ""));
+  EXPECT_EQ(doc.text(), "");
+  EXPECT_EQ(doc.line_count(), 1u);
+  ASSERT_TRUE(doc.replace({0, 0}, {0, 0}, column_unit::utf16, "one\ntwo\n"));
+  EXPECT_EQ(doc.text(), "one\ntwo\n");
+  EXPECT_EQ(doc.line_count(), 3u);
+  EXPECT_EQ(*doc.offset_at({1, 1}, column_unit::utf16), 5u);
+  ASSERT_TRUE(doc.replace({0, 0}, {0, 3}, column_unit::utf16, "\n"));
+  EXPECT_EQ(doc.text(), "\n\ntwo\n");
+  EXPECT_EQ(doc.line_count(), 4u);
+  EXPECT_EQ(doc.line_text(2), "two");
+}
+
 TEST(Document, FiftyThousandLinesRandomEditsMatchAModel) { random_edits(50000, 300, false); }
 
 TEST(Document, IncrementalTreeEqualsAFreshParse) { random_edits(2000, 200, true); }
