@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace qcoder::service {
 namespace {
@@ -41,8 +42,8 @@ void add_narrowed(std::string_view old_text, std::size_t begin, std::size_t end,
 
 }  // namespace
 
-std::vector<text_replacement> diff_texts(std::string_view before, std::string_view after, std::size_t max_cells) {
-  std::vector<text_replacement> out;
+std::vector<line_run> diff_line_runs(std::string_view before, std::string_view after, std::size_t max_cells) {
+  std::vector<line_run> out;
   if (before == after) return out;
   const std::vector<std::string_view> a = split_lines(before);
   const std::vector<std::string_view> b = split_lines(after);
@@ -53,16 +54,8 @@ std::vector<text_replacement> diff_texts(std::string_view before, std::string_vi
   while (trail < a.size() - lead && trail < b.size() - lead && a[a.size() - 1 - trail] == b[b.size() - 1 - trail]) ++trail;
   const std::size_t n = a.size() - lead - trail;
   const std::size_t m = b.size() - lead - trail;
-  std::vector<std::size_t> a_offset(a.size() + 1, 0);
-  for (std::size_t i = 0; i < a.size(); ++i) a_offset[i + 1] = a_offset[i] + a[i].size();
-  std::vector<std::size_t> b_offset(b.size() + 1, 0);
-  for (std::size_t j = 0; j < b.size(); ++j) b_offset[j + 1] = b_offset[j] + b[j].size();
-  const auto old_span = [&](std::size_t i0, std::size_t i1) { return std::pair{a_offset[i0], a_offset[i1]}; };
-  const auto new_text = [&](std::size_t j0, std::size_t j1) { return after.substr(b_offset[j0], b_offset[j1] - b_offset[j0]); };
-
   if (n == 0 || m == 0 || (n + 1) * (m + 1) > max_cells) {
-    const auto [begin, end] = old_span(lead, lead + n);
-    add_narrowed(before, begin, end, new_text(lead, lead + m), out);
+    out.push_back({lead, lead + n, lead, lead + m});
     return out;
   }
   // lcs[i][j]: the longest common subsequence of a[lead+i..] and b[lead+j..] (suffix form, so the walk
@@ -77,12 +70,11 @@ std::vector<text_replacement> diff_texts(std::string_view before, std::string_vi
       at(i, j) = ha[i] == hb[j] && a[lead + i] == b[lead + j] ? at(i + 1, j + 1) + 1 : std::max(at(i + 1, j), at(i, j + 1));
     }
   }
-  // Walk the table; each run of unmatched lines on either side becomes one replacement.
+  // Walk the table; each run of unmatched lines on either side becomes one run.
   std::size_t i = 0, j = 0, run_i = 0, run_j = 0;
   const auto flush = [&] {
     if (run_i == i && run_j == j) return;
-    const auto [begin, end] = old_span(lead + run_i, lead + i);
-    add_narrowed(before, begin, end, new_text(lead + run_j, lead + j), out);
+    out.push_back({lead + run_i, lead + i, lead + run_j, lead + j});
   };
   while (i < n || j < m) {
     if (i < n && j < m && ha[i] == hb[j] && a[lead + i] == b[lead + j]) {
@@ -98,6 +90,70 @@ std::vector<text_replacement> diff_texts(std::string_view before, std::string_vi
     }
   }
   flush();
+  return out;
+}
+
+std::vector<text_replacement> diff_texts(std::string_view before, std::string_view after, std::size_t max_cells) {
+  std::vector<text_replacement> out;
+  const std::vector<line_run> runs = diff_line_runs(before, after, max_cells);
+  if (runs.empty()) return out;
+  const std::vector<std::string_view> a = split_lines(before);
+  const std::vector<std::string_view> b = split_lines(after);
+  std::vector<std::size_t> a_offset(a.size() + 1, 0);
+  for (std::size_t i = 0; i < a.size(); ++i) a_offset[i + 1] = a_offset[i] + a[i].size();
+  std::vector<std::size_t> b_offset(b.size() + 1, 0);
+  for (std::size_t j = 0; j < b.size(); ++j) b_offset[j + 1] = b_offset[j] + b[j].size();
+  for (const line_run& r : runs) {
+    add_narrowed(before, a_offset[r.old_begin], a_offset[r.old_end],
+                 after.substr(b_offset[r.new_begin], b_offset[r.new_end] - b_offset[r.new_begin]), out);
+  }
+  return out;
+}
+
+std::string unified_diff(std::string_view old_path, std::string_view new_path, std::string_view before,
+                         std::string_view after, std::size_t context_lines) {
+  const std::vector<line_run> runs = diff_line_runs(before, after);
+  if (runs.empty()) return {};
+  const std::vector<std::string_view> a = split_lines(before);
+  const std::vector<std::string_view> b = split_lines(after);
+  std::string out;
+  out += "--- ";
+  out += old_path;
+  out += "\n+++ ";
+  out += new_path;
+  out += "\n";
+  std::string hunk;
+  const auto line = [&hunk](char mark, std::string_view text) {
+    hunk += mark;
+    hunk += text;
+    if (text.empty() || text.back() != '\n') hunk += "\n\\ No newline at end of file\n";
+  };
+  // Runs closer than twice the context share a hunk.
+  for (std::size_t first = 0; first < runs.size();) {
+    std::size_t last = first;
+    while (last + 1 < runs.size() && runs[last + 1].old_begin - runs[last].old_end <= 2 * context_lines) ++last;
+    const std::size_t lead = std::min(context_lines, runs[first].old_begin);
+    const std::size_t old_start = runs[first].old_begin - lead;
+    const std::size_t new_start = runs[first].new_begin - lead;
+    const std::size_t old_stop = std::min(a.size(), runs[last].old_end + context_lines);
+    std::size_t old_count = 0, new_count = 0;
+    std::size_t i = old_start;
+    hunk.clear();
+    for (std::size_t r = first; r <= last; ++r) {
+      for (; i < runs[r].old_begin; ++i, ++old_count, ++new_count) line(' ', a[i]);
+      for (std::size_t k = runs[r].old_begin; k < runs[r].old_end; ++k, ++old_count) line('-', a[k]);
+      for (std::size_t k = runs[r].new_begin; k < runs[r].new_end; ++k, ++new_count) line('+', b[k]);
+      i = runs[r].old_end;
+    }
+    for (; i < old_stop; ++i, ++old_count, ++new_count) line(' ', a[i]);
+    // "-l,s +l,s": 1-based starts; an empty side names the line before it.
+    const auto range = [](std::size_t start, std::size_t count) {
+      return std::to_string(count == 0 ? start : start + 1) + "," + std::to_string(count);
+    };
+    out += "@@ -" + range(old_start, old_count) + " +" + range(new_start, new_count) + " @@\n";
+    out += hunk;
+    first = last + 1;
+  }
   return out;
 }
 

@@ -24,6 +24,7 @@ enum class errc {
   unsupported,        // a dtype, model type or feature we do not handle
   io_error,           // the OS said no
   cancelled,          // a std::stop_token fired
+  conflict,           // the data changed under us (a file edited since it was read)
   internal,           // a bug: an invariant did not hold
 };
 

@@ -45,5 +45,6 @@ int run_info(args_view args);
 int run_logits(args_view args);
 int run_lsp(args_view args);
 int run_make_model(args_view args);
+int run_refactor(args_view args);
 
 }  // namespace qcoder::cli

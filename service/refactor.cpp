@@ -1,0 +1,326 @@
+// Walk, split, select, rewrite, report.
+#include "service/refactor.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+#include <tree_sitter/api.h>
+
+#include "context/workspace_index.h"
+#include "engine/tokenizer/stream_decoder.h"
+#include "service/atomic_file.h"
+#include "service/edit.h"
+
+namespace qcoder::service {
+namespace {
+
+bool is_ident(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$'; }
+
+std::size_t line_start_of(std::string_view text, std::size_t offset) {
+  const std::size_t nl = offset == 0 ? std::string_view::npos : text.rfind('\n', offset - 1);
+  return nl == std::string_view::npos ? 0 : nl + 1;
+}
+
+// Cut points (line starts) before each named child of `node`; an oversized child is cut inside as well.
+void collect_cuts(TSNode node, std::string_view text, const split_options& options, int depth, std::vector<std::size_t>& cuts) {
+  const std::uint32_t count = ts_node_named_child_count(node);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const TSNode child = ts_node_named_child(node, i);
+    const std::size_t start = line_start_of(text, ts_node_start_byte(child));
+    const std::size_t end = ts_node_end_byte(child);
+    cuts.push_back(start);
+    if (end - start > options.max_unit_bytes && depth < 4 && ts_node_named_child_count(child) > 0) {
+      collect_cuts(child, text, options, depth + 1, cuts);
+    }
+  }
+}
+
+std::string_view fence_language(std::optional<context::language> lang) {
+  return lang ? context::info(*lang).name : std::string_view("text");
+}
+
+void append(std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& more) { ids.insert(ids.end(), more.begin(), more.end()); }
+
+}  // namespace
+
+std::vector<code_unit> split_units(const context::source_view& src, const split_options& options) {
+  const std::string_view text = src.text;
+  std::vector<code_unit> units;
+  if (text.empty()) return units;
+  std::vector<std::size_t> cuts{0};
+  if (text.size() > options.whole_file_bytes && src.tree != nullptr) {
+    collect_cuts(ts_tree_root_node(src.tree), text, options, 0, cuts);
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  }
+  cuts.push_back(text.size());
+  // Join pieces until a unit reaches the minimum: comments and imports go with what follows them.
+  std::vector<std::size_t> bounds{0};
+  for (std::size_t i = 1; i < cuts.size(); ++i) {
+    if (cuts[i] == text.size() || cuts[i] - bounds.back() >= options.min_unit_bytes) bounds.push_back(cuts[i]);
+  }
+  if (bounds.size() > 2 && bounds[bounds.size() - 1] - bounds[bounds.size() - 2] < options.min_unit_bytes) {
+    bounds.erase(bounds.end() - 2);  // a small last piece joins the one before
+  }
+  std::size_t line = 0, counted_to = 0;
+  const auto line_at = [&](std::size_t offset) {
+    line += static_cast<std::size_t>(std::count(text.begin() + static_cast<std::ptrdiff_t>(counted_to),
+                                                text.begin() + static_cast<std::ptrdiff_t>(offset), '\n'));
+    counted_to = offset;
+    return line;
+  };
+  for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
+    code_unit u{bounds[i], bounds[i + 1], 0, 0};
+    u.first_line = line_at(u.begin);
+    u.last_line = line_at(u.end - 1);
+    units.push_back(u);
+  }
+  return units;
+}
+
+std::vector<std::string> instruction_anchors(std::string_view s) {
+  std::vector<std::string> out;
+  const auto add = [&](std::string_view name) {
+    while (name.ends_with("()")) name.remove_suffix(2);
+    while (!name.empty() && !is_ident(name.front()) && name.front() != ':') name.remove_prefix(1);
+    while (!name.empty() && !is_ident(name.back())) name.remove_suffix(1);
+    if (name.empty() || name.find_first_of(" \t\n") != std::string_view::npos) return;
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.emplace_back(name);
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (c == '`' || c == '"' || c == '\'') {
+      const std::size_t close = s.find(c, i + 1);
+      // An apostrophe inside a word ("don't") is not a quote.
+      if (close != std::string_view::npos && !(c == '\'' && i > 0 && is_ident(s[i - 1]))) {
+        add(s.substr(i + 1, close - i - 1));
+        i = close + 1;
+        continue;
+      }
+      ++i;
+      continue;
+    }
+    if (!is_ident(c)) {
+      ++i;
+      continue;
+    }
+    // A word, with :: and . joining identifiers (a::b, obj.method).
+    std::size_t j = i;
+    while (j < s.size() && (is_ident(s[j]) || ((s[j] == '.' || s[j] == ':') && j + 1 < s.size() && (is_ident(s[j + 1]) || s[j + 1] == ':')))) ++j;
+    const std::string_view word = s.substr(i, j - i);
+    const bool call = j < s.size() && s[j] == '(';
+    bool lower_then_upper = false;
+    for (std::size_t k = 1; k < word.size(); ++k) {
+      if (std::islower(static_cast<unsigned char>(word[k - 1])) && std::isupper(static_cast<unsigned char>(word[k]))) lower_then_upper = true;
+    }
+    const bool inner_underscore = word.find('_', 1) != std::string_view::npos && word.find('_', 1) + 1 < word.size();
+    const bool qualified = word.find("::") != std::string_view::npos ||
+                           (word.find('.') != std::string_view::npos && word.find('.') + 1 < word.size());
+    if (call || lower_then_upper || inner_underscore || qualified || word.starts_with('_')) add(word);
+    i = j;
+  }
+  return out;
+}
+
+bool mentions_any(std::string_view code, const std::vector<std::string>& anchors) {
+  for (const std::string& a : anchors) {
+    for (std::size_t at = code.find(a); at != std::string_view::npos; at = code.find(a, at + 1)) {
+      const bool left = at == 0 || !is_ident(code[at - 1]);
+      const bool right = at + a.size() >= code.size() || !is_ident(code[at + a.size()]);
+      if (left && right) return true;
+    }
+  }
+  return false;
+}
+
+bool looks_generated(std::string_view text) {
+  const std::string_view head = text.substr(0, 2048);
+  for (std::string_view marker : {"@generated", "DO NOT EDIT", "Code generated by", "This file is automatically generated",
+                                  "autogenerated", "auto-generated", "Autogenerated", "Auto-generated"}) {
+    if (head.find(marker) != std::string_view::npos) return true;
+  }
+  // Minified: long and almost no line breaks.
+  const auto lines = static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 1;
+  return text.size() > 4096 && text.size() / lines > 400;
+}
+
+unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& task, prompt_tail tail) {
+  const std::string_view lang = fence_language(task.lang);
+  unit_prompt p;
+  append(p.ids, tok.encode_prompt(
+                    "<|im_start|>system\nYou are qcoder, refactoring a code base one piece at a time. You change "
+                    "code exactly as the instruction asks, change nothing else, keep the file's style and "
+                    "indentation, and answer with code only.<|im_end|>\n<|im_start|>user\nInstruction: "));
+  append(p.ids, tok.encode_text(task.instruction));
+  append(p.ids, tok.encode_text("\n\n"));
+  p.head_tokens = p.ids.size();
+  append(p.ids, tok.encode_text(fmt::format("File: {} (lines {}-{})\n```{}\n", task.path, task.first_line + 1,
+                                            task.last_line + 1, lang)));
+  std::string code(task.code);
+  if (!code.empty() && code.back() != '\n') code += '\n';
+  append(p.ids, tok.encode_text(code));
+  append(p.ids, tok.encode_text("```\n"));
+  p.unit_tokens = p.ids.size();
+  if (tail == prompt_tail::question) {
+    append(p.ids, tok.encode_prompt("\nDoes the instruction require any change to this code? Answer yes or no.<|im_end|>\n"
+                                    "<|im_start|>assistant\n"));
+  } else {
+    append(p.ids, tok.encode_prompt(fmt::format(
+                      "\nRewrite this code following the instruction. Answer with its whole new version in one ```{} "
+                      "block and nothing else; if nothing needs to change, repeat it unchanged.<|im_end|>\n"
+                      "<|im_start|>assistant\n```{}\n",
+                      lang, lang)));
+  }
+  return p;
+}
+
+model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache)
+    : runner_(runner), model_(model), cache_(cache) {}
+
+result<bool> model_rewriter::concerns(const unit_task& task) {
+  const engine::tokenizer& tok = runner_.tokenizer();
+  const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::question);
+  engine::generation_request gen;
+  gen.prompt = prompt.ids;
+  gen.max_tokens = 2;
+  gen.sampling.greedy = true;
+  gen.cache = cache_;
+  gen.stop = task.stop;
+  gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
+  QCODER_TRY(engine::generation_result r, runner_.generate(model_, std::move(gen)));
+  if (r.reason == engine::finish_reason::cancelled) return fail(errc::cancelled, "cancelled");
+  QCODER_TRY(const std::string answer, tok.decode(r.tokens, /*skip_added=*/true));
+  std::size_t at = 0;
+  while (at < answer.size() && std::isspace(static_cast<unsigned char>(answer[at]))) ++at;
+  return answer.size() >= at + 3 && (answer.compare(at, 3, "yes") == 0 || answer.compare(at, 3, "Yes") == 0 ||
+                                     answer.compare(at, 3, "YES") == 0);
+}
+
+result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
+  const engine::tokenizer& tok = runner_.tokenizer();
+  const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::rewrite);
+  const std::size_t code_tokens = prompt.unit_tokens - prompt.head_tokens;
+  engine::generation_request gen;
+  gen.prompt = prompt.ids;
+  gen.max_tokens = static_cast<std::int64_t>(code_tokens + code_tokens / 4 + 32);
+  gen.sampling.greedy = true;
+  gen.cache = cache_;
+  gen.stop = task.stop;
+  gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
+  engine::stream_decoder decoder(tok, /*skip_added=*/true);
+  std::string reply, piece;
+  gen.on_token = [&](std::int32_t id) {
+    piece.clear();
+    if (!decoder.push(id, piece)) return false;
+    reply += piece;
+    return reply.find("\n```") == std::string::npos && !reply.starts_with("```");  // the closing fence ends it
+  };
+  QCODER_TRY(engine::generation_result r, runner_.generate(model_, std::move(gen)));
+  rewrite_answer out;
+  out.prompt_tokens = prompt.ids.size();
+  out.restored_tokens = r.prompt_tokens_restored;
+  out.generated_tokens = r.tokens.size();
+  if (r.reason == engine::finish_reason::cancelled) {
+    out.cancelled = true;
+    return out;
+  }
+  piece.clear();
+  decoder.finish(piece);
+  reply += piece;
+  bool closed = false;
+  out.code = extract_code(reply, task.code, &closed);
+  out.complete = closed || r.reason != engine::finish_reason::length;
+  return out;
+}
+
+result<refactor_stats> run_refactor(const std::filesystem::path& root, const refactor_options& options,
+                                    unit_rewriter& rewriter, const refactor_callbacks& callbacks, std::stop_token stop) {
+  const auto started = std::chrono::steady_clock::now();
+  if (options.instruction.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return fail(errc::invalid_argument, "the instruction is empty");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec)) return fail(errc::not_found, "{}: not a folder", root.string());
+  context::walk_result walked = context::walk_workspace(root, options.walk, stop);
+  if (walked.files.size() > options.max_files) walked.files.resize(options.max_files);
+  refactor_stats stats;
+  stats.files = walked.files.size();
+  const std::vector<std::string> anchors = instruction_anchors(options.instruction);
+  const auto progress = [&](std::string_view path) {
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (callbacks.on_progress) callbacks.on_progress(stats, path);
+  };
+
+  for (const context::walked_file& file : walked.files) {
+    if (stop.stop_requested()) break;
+    progress(file.path);
+    result<std::string> text = read_whole_file(root / file.path);
+    if (!text || context::looks_binary(std::string_view(*text).substr(0, 8000)) || looks_generated(*text)) {
+      ++stats.files_skipped;
+      ++stats.files_done;
+      continue;
+    }
+    context::document doc(file.path, file.lang, *text);
+    const context::source_view src = doc.view();
+    const std::vector<code_unit> units = split_units(src, options.split);
+    stats.units += units.size();
+    file_change change{file.path, *text, {}, units.size(), 0};
+    bool stopped = false;
+    for (const code_unit& u : units) {
+      const std::string_view code = std::string_view(*text).substr(u.begin, u.end - u.begin);
+      std::string_view replacement = code;
+      rewrite_answer answer;
+      if (!stopped && !stop.stop_requested() && (anchors.empty() || mentions_any(code, anchors))) {
+        ++stats.units_mentioned;
+        const unit_task task{file.path, file.lang, options.instruction, code, u.first_line, u.last_line, stop};
+        bool wanted = true;
+        if (options.check_relevance) {
+          ++stats.units_asked;
+          result<bool> concerned = rewriter.concerns(task);
+          if (!concerned && concerned.err().code == errc::cancelled) {
+            stopped = true;
+          } else if (!concerned) {
+            return concerned.take_error();
+          } else {
+            wanted = *concerned;
+          }
+        }
+        if (wanted && !stopped) {
+          QCODER_TRY(answer, rewriter.rewrite(task));
+          ++stats.units_rewritten;
+          stats.prompt_tokens += answer.prompt_tokens;
+          stats.restored_tokens += answer.restored_tokens;
+          stats.generated_tokens += answer.generated_tokens;
+          if (answer.cancelled) {
+            stopped = true;
+          } else if (!answer.complete && !options.accept_incomplete) {
+            ++stats.units_incomplete;
+            spdlog::info("refactor: {} lines {}-{}: the answer was cut off; left as it was", file.path, u.first_line + 1,
+                         u.last_line + 1);
+          } else if (answer.code != code) {
+            replacement = answer.code;
+            ++stats.units_changed;
+            ++change.units_changed;
+          }
+        }
+      }
+      change.updated.append(replacement);
+      progress(file.path);
+    }
+    // A file cut short by a stop is dropped whole: a half-refactored file is worse than an untouched one.
+    if (stopped || stop.stop_requested()) break;
+    ++stats.files_done;
+    if (change.units_changed > 0 && change.updated != change.original) {
+      ++stats.files_changed;
+      if (callbacks.on_file) QCODER_CHECK(callbacks.on_file(change));
+    }
+  }
+  stats.cancelled = stop.stop_requested() || !walked.complete || stats.files_done < stats.files;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return stats;
+}
+
+}  // namespace qcoder::service
