@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace qcoder::engine {
 
@@ -15,6 +16,56 @@ const char* to_string(finish_reason reason) {
     case finish_reason::callback: return "callback";
   }
   return "?";
+}
+
+prompt_lookup::prompt_lookup(std::span<const std::int32_t> source) : source_(source.begin(), source.end()) {}
+
+std::vector<std::int32_t> prompt_lookup::draft(std::span<const std::int32_t> history, std::int64_t room) {
+  if (cooldown_ > 0) {
+    --cooldown_;
+    return {};
+  }
+  const std::size_t limit = static_cast<std::size_t>(std::min<std::int64_t>(room, width_));
+  if (limit == 0) return {};
+  for (std::size_t n = std::min<std::size_t>(max_ngram, history.size()); n >= min_ngram; --n) {
+    const std::span<const std::int32_t> tail = history.last(n);
+    const auto matches = [&](std::size_t at) {
+      return at + n <= source_.size() && std::equal(tail.begin(), tail.end(), source_.begin() + static_cast<std::ptrdiff_t>(at));
+    };
+    // Where the last drafts left off (a rewrite walks through its source: the newest token is the one
+    // after the drafts taken), else the first match from there on, else the first match.
+    std::optional<std::size_t> found;
+    if (resume_ + 1 >= n && matches(resume_ + 1 - n)) found = resume_ + 1 - n;
+    std::optional<std::size_t> first;
+    for (std::size_t at = 0; !found && at + n < source_.size(); ++at) {
+      if (!matches(at)) continue;
+      if (at + n > resume_) found = at;
+      if (!first) first = at;
+    }
+    if (!found) found = first;
+    if (!found || *found + n >= source_.size()) continue;
+    const std::size_t from = *found + n;
+    const std::size_t count = std::min(limit, source_.size() - from);
+    resume_ = from;
+    return {source_.begin() + static_cast<std::ptrdiff_t>(from), source_.begin() + static_cast<std::ptrdiff_t>(from + count)};
+  }
+  return {};
+}
+
+void prompt_lookup::report(std::size_t drafted, std::size_t agreed) {
+  resume_ += agreed;
+  if (agreed == drafted) {
+    width_ = std::min<std::int64_t>(width_ * 2, max_width);
+    failures_ = 0;
+  } else if (agreed > 0) {
+    width_ = std::max<std::int64_t>(2, static_cast<std::int64_t>(agreed) + 1);
+    failures_ = 0;
+  } else {
+    // Nothing agreed: draft less, and less often, until something does.
+    width_ = std::max<std::int64_t>(1, width_ / 2);
+    failures_ = std::min(failures_ + 1, 6);
+    cooldown_ = (1 << failures_) - 1;
+  }
 }
 
 result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request) {
@@ -46,21 +97,20 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
   const auto t1 = clock::now();
   out.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 
-  for (std::int64_t i = 0; i < request.max_tokens; ++i) {
-    if (request.stop.stop_requested()) {
-      out.reason = finish_reason::cancelled;
-      break;
-    }
-    const std::int32_t next = pick.sample(logits.data(), history);
+  // A sampled token through the stop rules and the callback. False when generation ends here (out.reason
+  // says why); `kept` tells whether the token joined the output (a stop id does not).
+  const auto take = [&](std::int32_t next, bool& kept) {
+    kept = false;
     if (std::find(request.stop_ids.begin(), request.stop_ids.end(), next) != request.stop_ids.end()) {
       out.reason = finish_reason::stop_token;
-      break;
+      return false;
     }
     out.tokens.push_back(next);
     history.push_back(next);
+    kept = true;
     if (request.on_token && !request.on_token(next)) {
       out.reason = finish_reason::callback;
-      break;
+      return false;
     }
     if (!request.stop_strings.empty()) {
       const std::size_t before = text.size();
@@ -78,19 +128,84 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
       }
       if (matched) {
         out.reason = finish_reason::stop_string;
-        break;
+        return false;
       }
     }
-    if (i + 1 == request.max_tokens) break;  // no forward for a token we will not sample from
-    const std::int32_t one[] = {next};
-    if (result<void> r = model.forward(one, state, logits.data(), logits_mode::last, request.stop); !r) {
+    // No forward for a token we will not sample from.
+    if (static_cast<std::int64_t>(out.tokens.size()) == request.max_tokens) {
+      out.reason = finish_reason::length;
+      return false;
+    }
+    return true;
+  };
+  // One forward; false when it failed (out.reason or `failure` set).
+  std::optional<error> failure;
+  const auto run = [&](std::span<const std::int32_t> tokens, float* into, logits_mode mode) {
+    ++out.forward_passes;
+    if (result<void> r = model.forward(tokens, state, into, mode, request.stop); !r) {
       if (r.err().code == errc::cancelled) {
         out.reason = finish_reason::cancelled;
+      } else {
+        failure = r.take_error();
+      }
+      return false;
+    }
+    return true;
+  };
+
+  std::optional<prompt_lookup> lookup;
+  if (request.speculate && request.sampling.greedy) lookup.emplace(request.lookup.empty() ? request.prompt : request.lookup);
+  sequence_state::rollback_point rollback;
+  std::vector<std::int32_t> batch;
+  std::vector<float> batch_logits;
+  while (static_cast<std::int64_t>(out.tokens.size()) < request.max_tokens) {
+    if (request.stop.stop_requested()) {
+      out.reason = finish_reason::cancelled;
+      break;
+    }
+    const std::int32_t next = pick.sample(logits.data(), history);
+    bool kept = false;
+    if (!take(next, kept)) break;
+    const std::vector<std::int32_t> drafts =
+        lookup ? lookup->draft(history, request.max_tokens - static_cast<std::int64_t>(out.tokens.size()))
+               : std::vector<std::int32_t>{};
+    if (drafts.empty()) {
+      const std::int32_t one[] = {next};
+      if (!run(one, logits.data(), logits_mode::last)) break;
+      continue;
+    }
+    // The token and its drafts in one pass; then the drafts are taken while the model agrees.
+    state.save(rollback);
+    batch.assign(1, next);
+    batch.insert(batch.end(), drafts.begin(), drafts.end());
+    batch_logits.resize(batch.size() * static_cast<std::size_t>(vocab));
+    if (!run(batch, batch_logits.data(), logits_mode::all)) break;
+    std::size_t keep = 1;  // tokens of `batch` that plain decoding would have run through the model
+    std::size_t agreed = 0;
+    bool ended = false;
+    for (std::size_t j = 0; j < drafts.size(); ++j) {
+      const std::int32_t want = pick.sample(batch_logits.data() + j * static_cast<std::size_t>(vocab), history);
+      if (want != drafts[j]) break;
+      ++agreed;
+      if (!take(want, kept)) {
+        ended = true;
         break;
       }
-      return r.take_error();
+      keep = j + 2;
     }
+    out.drafted += static_cast<std::int64_t>(drafts.size());
+    out.accepted += static_cast<std::int64_t>(agreed);
+    lookup->report(drafts.size(), agreed);
+    if (keep == batch.size()) {
+      std::copy_n(batch_logits.data() + (batch.size() - 1) * static_cast<std::size_t>(vocab), vocab, logits.data());
+    } else {
+      // Take back the drafts the model did not keep: the state as before the pass, then only what stays.
+      state.restore(rollback);
+      if (!run(std::span(batch).first(keep), logits.data(), logits_mode::last)) break;
+    }
+    if (ended) break;
   }
+  if (failure) return *failure;
   out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   // The logits always belong to the state's last token (a failed forward empties the state).
   if (request.cache != nullptr && state.length() > 0) {

@@ -37,6 +37,12 @@ struct generation_request {
   // (prompt + output) is inserted with its logits, so the next request that continues it starts warm.
   prefix_cache* cache = nullptr;
   prefill_plan plan;
+  // Speculative decoding by prompt lookup (greedy sampling only; ignored otherwise): when the last tokens
+  // of the output also occur in `lookup` (the prompt when empty), the tokens that follow them there are
+  // drafted and checked in one forward pass. The output is exactly what plain decoding gives; drafting
+  // backs off while drafts keep failing, so a text that copies nothing costs little more than plain.
+  bool speculate = false;
+  std::vector<std::int32_t> lookup;
 };
 
 struct generation_result {
@@ -46,6 +52,32 @@ struct generation_result {
   std::int64_t prompt_tokens_restored = 0;  // from the prefix cache
   double prefill_seconds = 0.0;
   double decode_seconds = 0.0;
+  std::int64_t drafted = 0;         // speculative: draft tokens checked
+  std::int64_t accepted = 0;        // of them, the ones the model agreed with
+  std::int64_t forward_passes = 0;  // decode forwards (each checks one token, or a token and its drafts)
+};
+
+// Drafts for speculative decoding: the tokens that follow the output's last few tokens where they also
+// occur in a source text. Drafts widen while they are taken and back off (narrower, and skipping
+// steps) while they are not. Exposed for tests.
+class prompt_lookup {
+ public:
+  static constexpr std::size_t min_ngram = 2;
+  static constexpr std::size_t max_ngram = 4;
+  static constexpr std::int64_t max_width = 16;
+
+  explicit prompt_lookup(std::span<const std::int32_t> source);
+  // Up to `room` tokens to try after `history` (empty: none found, or backing off).
+  std::vector<std::int32_t> draft(std::span<const std::int32_t> history, std::int64_t room);
+  // How the last drafts fared: `agreed` of `drafted` were taken.
+  void report(std::size_t drafted, std::size_t agreed);
+
+ private:
+  std::vector<std::int32_t> source_;
+  std::size_t resume_ = 0;  // in source_: the token after the last drafts taken
+  std::int64_t width_ = 4;
+  int failures_ = 0;        // drafts refused in a row
+  int cooldown_ = 0;        // steps to skip before drafting again
 };
 
 // Runs the request on `state`. Without a cache the state should be empty or hold a prefix the prompt

@@ -177,8 +177,9 @@ unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& tas
   return p;
 }
 
-model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache)
-    : runner_(runner), model_(model), cache_(cache) {}
+model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
+                               bool speculate)
+    : runner_(runner), model_(model), cache_(cache), speculate_(speculate) {}
 
 result<bool> model_rewriter::concerns(const unit_task& task) {
   const engine::tokenizer& tok = runner_.tokenizer();
@@ -210,6 +211,9 @@ result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
   gen.cache = cache_;
   gen.stop = task.stop;
   gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
+  gen.speculate = speculate_;
+  gen.lookup.assign(prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.head_tokens),
+                    prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.unit_tokens));
   engine::stream_decoder decoder(tok, /*skip_added=*/true);
   std::string reply, piece;
   gen.on_token = [&](std::int32_t id) {
@@ -223,6 +227,9 @@ result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
   out.prompt_tokens = prompt.ids.size();
   out.restored_tokens = r.prompt_tokens_restored;
   out.generated_tokens = r.tokens.size();
+  out.drafted = r.drafted;
+  out.accepted = r.accepted;
+  out.forward_passes = r.forward_passes;
   if (r.reason == engine::finish_reason::cancelled) {
     out.cancelled = true;
     return out;
@@ -294,6 +301,9 @@ result<refactor_stats> run_refactor(const std::filesystem::path& root, const ref
           stats.prompt_tokens += answer.prompt_tokens;
           stats.restored_tokens += answer.restored_tokens;
           stats.generated_tokens += answer.generated_tokens;
+          stats.drafted += answer.drafted;
+          stats.accepted += answer.accepted;
+          stats.forward_passes += answer.forward_passes;
           if (answer.cancelled) {
             stopped = true;
           } else if (!answer.complete && !options.accept_incomplete) {

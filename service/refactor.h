@@ -74,6 +74,9 @@ struct rewrite_answer {
   std::size_t prompt_tokens = 0;
   std::int64_t restored_tokens = 0;
   std::size_t generated_tokens = 0;
+  std::int64_t drafted = 0;   // speculative decoding: draft tokens checked, and taken
+  std::int64_t accepted = 0;
+  std::int64_t forward_passes = 0;
 };
 
 class unit_rewriter {
@@ -99,7 +102,9 @@ unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& tas
 // tokens and a quarter more (plus a little), greedy; `accept_incomplete` keeps an answer cut off there.
 class model_rewriter final : public unit_rewriter {
  public:
-  model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache);
+  // `speculate`: draft tokens from the unit itself (a rewrite mostly copies it), verified in one pass; the
+  // output is the same either way.
+  model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache, bool speculate = true);
   result<bool> concerns(const unit_task& task) override;
   result<rewrite_answer> rewrite(const unit_task& task) override;
 
@@ -107,6 +112,7 @@ class model_rewriter final : public unit_rewriter {
   completion_service& runner_;
   engine::qwen3_next& model_;
   engine::prefix_cache* cache_;
+  bool speculate_;
 };
 
 struct refactor_options {
@@ -140,6 +146,9 @@ struct refactor_stats {
   std::size_t prompt_tokens = 0;
   std::int64_t restored_tokens = 0;
   std::size_t generated_tokens = 0;
+  std::int64_t drafted = 0;
+  std::int64_t accepted = 0;
+  std::int64_t forward_passes = 0;
   double seconds = 0;
   bool cancelled = false;
 };

@@ -31,6 +31,26 @@ void sequence_state::reset() {
   }
 }
 
+void sequence_state::save(rollback_point& into) const {
+  into.length = length_;
+  into.recurrent.clear();
+  for (const layer_memory& m : layers_) {
+    into.recurrent.insert(into.recurrent.end(), m.conv.begin(), m.conv.end());
+    into.recurrent.insert(into.recurrent.end(), m.ssm.begin(), m.ssm.end());
+  }
+}
+
+void sequence_state::restore(const rollback_point& from) {
+  length_ = from.length;
+  auto at = from.recurrent.begin();
+  for (layer_memory& m : layers_) {
+    std::copy_n(at, m.conv.size(), m.conv.begin());
+    at += static_cast<std::ptrdiff_t>(m.conv.size());
+    std::copy_n(at, m.ssm.size(), m.ssm.begin());
+    at += static_cast<std::ptrdiff_t>(m.ssm.size());
+  }
+}
+
 kv_view sequence_state::kv(std::int64_t layer) {
   layer_memory& m = layers_[static_cast<std::size_t>(layer)];
   return kv_view{m.keys.data(), m.values.data(), kv_stride_};

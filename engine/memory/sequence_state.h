@@ -39,6 +39,16 @@ class sequence_state {
   // Back to the empty sequence (zeroes the recurrent state; K/V rows are simply forgotten).
   void reset();
 
+  // A point to come back to after a forward whose tokens may be taken back (speculative decoding): the
+  // length and the recurrent (DeltaNet) memory. Attention K/V rows past the length need no copy: they are
+  // overwritten by whatever comes next.
+  struct rollback_point {
+    std::int64_t length = 0;
+    std::vector<float> recurrent;
+  };
+  void save(rollback_point& into) const;
+  void restore(const rollback_point& from);
+
   kv_view kv(std::int64_t layer);
   recurrent_view recurrent(std::int64_t layer);
   // Read-only views, for snapshots (the prefix cache).

@@ -79,7 +79,7 @@ int run_refactor(args_view args) {
   service::refactor_options options;
   std::string workspace = ".";
   std::string patch;
-  bool apply = false, dry_run = false, no_check = false;
+  bool apply = false, dry_run = false, no_check = false, no_speculation = false;
   int max_files = 100000;
   arg_parser parser("refactor --instruction TEXT [--workspace DIR] [--include GLOB]... [--exclude GLOB]... [--dry-run | --apply]",
                     "Apply one instruction to every file of a workspace it concerns, unit by unit (top-level definitions).\n"
@@ -95,6 +95,7 @@ int run_refactor(args_view args) {
       .option("patch", "FILE", "write the whole change as a patch to FILE (with --apply: before any file is written)", &patch)
       .option("max-files", "N", "look at no more than N files", &max_files)
       .flag("no-relevance-check", "rewrite every unit that passes the name filter, without asking the model first", &no_check)
+      .flag("no-speculation", "decode one token at a time (no drafts from the unit; the output is the same)", &no_speculation)
       .flag("accept-incomplete", "keep a rewrite cut off by its token limit (by default the unit is left as it was)",
             &options.accept_incomplete);
   log_options logging;
@@ -113,7 +114,7 @@ int run_refactor(args_view args) {
   result<std::unique_ptr<service::completion_service>> runner =
       service::completion_service::create(loaded->model->weights_file().dir());
   if (!runner) return report_failure(runner.err());
-  service::model_rewriter rewriter(**runner, *loaded->model, loaded->cache.get());
+  service::model_rewriter rewriter(**runner, *loaded->model, loaded->cache.get(), !no_speculation);
 
   // Ctrl-C: stop between units (a watcher turns the signal into a stop request).
   std::stop_source stop;
@@ -191,12 +192,12 @@ int run_refactor(args_view args) {
   const double units_per_second = s.seconds > 0 ? static_cast<double>(s.units_rewritten + s.units_asked) / s.seconds : 0.0;
   fmt::print(stderr,
              "refactor: {} of {} files looked at, {} changed{}; units: {} in all, {} named by the instruction, {} asked, "
-             "{} rewritten, {} changed, {} cut off; tokens: {} prompt ({} from the prefix cache), {} generated; "
-             "{:.1f} s ({:.2f} units/s){}\n",
+             "{} rewritten, {} changed, {} cut off; tokens: {} prompt ({} from the prefix cache), {} generated in {} "
+             "forward passes ({} of {} drafts taken); {:.1f} s ({:.2f} units/s){}\n",
              s.files_done, s.files, s.files_changed,
              apply ? fmt::format(" ({} written)", written) : std::string(), s.units, s.units_mentioned, s.units_asked,
              s.units_rewritten, s.units_changed, s.units_incomplete, s.prompt_tokens, s.restored_tokens,
-             s.generated_tokens, s.seconds, units_per_second, s.cancelled ? "; stopped before the end" : "");
+             s.generated_tokens, s.forward_passes, s.accepted, s.drafted, s.seconds, units_per_second, s.cancelled ? "; stopped before the end" : "");
   if (!conflicts.empty()) {
     fmt::print(stderr, "refactor: {} file(s) changed since they were read and were not written: {}\n", conflicts.size(),
                fmt::join(conflicts, ", "));

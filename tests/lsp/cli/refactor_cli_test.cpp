@@ -80,6 +80,18 @@ TEST(RefactorCli, DryRunPrintsADiffAndApplyWritesExactlyIt) {
   for (const auto& [path, text] : files) EXPECT_EQ(read(root / path), read(copy / path)) << path;
 }
 
+TEST(RefactorCli, SpeculativeAndPlainDecodingWriteTheSameChange) {
+  const fs::path root = make_workspace("refactor_cli_spec", fixture(4));
+  const auto spec = run_qcoder(refactor_args(root, "--log-level warn"), /*merge_stderr=*/false);
+  const auto plain = run_qcoder(refactor_args(root, "--log-level warn --no-speculation"), /*merge_stderr=*/false);
+  ASSERT_EQ(spec.exit_code, 0);
+  ASSERT_EQ(plain.exit_code, 0);
+  EXPECT_FALSE(spec.out.empty());
+  EXPECT_EQ(spec.out, plain.out);
+  const auto summary = run_qcoder(refactor_args(root, ""), /*merge_stderr=*/true);
+  EXPECT_NE(summary.out.find("drafts taken"), std::string::npos) << summary.out;
+}
+
 TEST(RefactorCli, BadFlagsAreClearErrors) {
   const auto none = run_qcoder("refactor --workspace /nonexistent --instruction x", /*merge_stderr=*/true);
   EXPECT_NE(none.exit_code, 0);

@@ -1,0 +1,190 @@
+// Speculative decoding by prompt lookup gives exactly the tokens of plain greedy decoding — whether the
+// drafts are right (taken, fewer forward passes) or wrong (taken back) — and leaves the sequence state
+// exactly as plain decoding does, on the tiny checkpoints.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/generate.h"
+#include "engine/model/qwen3_next.h"
+
+namespace qcoder::engine {
+namespace {
+namespace fs = std::filesystem;
+
+const fs::path data_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next";
+
+std::vector<std::vector<std::int32_t>> prompts() {
+  std::ifstream in(data_dir / "golden" / "prompts.json");
+  std::vector<std::vector<std::int32_t>> out;
+  for (const auto& p : nlohmann::json::parse(in)) out.push_back(p.get<std::vector<std::int32_t>>());
+  return out;
+}
+
+struct run_result {
+  generation_result out;
+  std::vector<float> next_logits;  // logits of one more token run on the final state: the state's fingerprint
+  std::int64_t length = 0;
+};
+
+run_result run(qwen3_next& model, generation_request request) {
+  sequence_state state = model.new_state(static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens + 2);
+  result<generation_result> out = generate(model, state, request);
+  EXPECT_TRUE(out) << out.err().message;
+  run_result r;
+  r.out = std::move(out).value();
+  r.length = state.length();
+  r.next_logits.resize(static_cast<std::size_t>(model.config().vocab_size));
+  const std::int32_t probe[] = {5};
+  EXPECT_TRUE(model.forward(probe, state, r.next_logits.data(), logits_mode::last));
+  return r;
+}
+
+class Speculative : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    model_options options;
+    options.threads = 2;
+    result<std::unique_ptr<qwen3_next>> loaded = qwen3_next::load(data_dir / GetParam(), options);
+    ASSERT_TRUE(loaded) << loaded.err().message;
+    model_ = std::move(loaded).value();
+  }
+  generation_request request(const std::vector<std::int32_t>& prompt, std::int64_t max_tokens) const {
+    generation_request r;
+    r.prompt = prompt;
+    r.max_tokens = max_tokens;
+    r.sampling.greedy = true;
+    return r;
+  }
+  std::unique_ptr<qwen3_next> model_;
+};
+
+TEST_P(Speculative, RightDraftsAreTakenAndTheOutputIsPlainDecodings) {
+  for (const auto& prompt : prompts()) {
+    const run_result plain = run(*model_, request(prompt, 40));
+    ASSERT_EQ(plain.out.tokens.size(), 40u);
+    // Drafts from a text that holds the answer: the prompt followed by what plain decoding wrote.
+    generation_request fast = request(prompt, 40);
+    fast.speculate = true;
+    fast.lookup = prompt;
+    fast.lookup.insert(fast.lookup.end(), plain.out.tokens.begin(), plain.out.tokens.end());
+    const run_result spec = run(*model_, fast);
+    EXPECT_EQ(spec.out.tokens, plain.out.tokens);
+    EXPECT_EQ(spec.out.reason, plain.out.reason);
+    EXPECT_EQ(spec.length, plain.length);
+    EXPECT_EQ(spec.next_logits, plain.next_logits) << "the state after speculation differs";
+    EXPECT_GT(spec.out.accepted, 20);
+    EXPECT_LT(spec.out.forward_passes, plain.out.forward_passes / 2);
+  }
+}
+
+TEST_P(Speculative, WrongDraftsAreTakenBackAndTheOutputIsPlainDecodings) {
+  for (const auto& prompt : prompts()) {
+    const run_result plain = run(*model_, request(prompt, 40));
+    // Drafts from the prompt (a random model does not copy it), and from pairs of the answer's tokens each
+    // followed by a wrong one: a draft is found at every step, and its first token is always refused.
+    const std::vector<std::int32_t>& o = plain.out.tokens;
+    std::vector<std::int32_t> shifted;
+    for (std::size_t i = 0; i + 2 < o.size(); ++i) {
+      shifted.insert(shifted.end(), {o[i], o[i + 1], static_cast<std::int32_t>((o[i + 2] + 1) % model_->config().vocab_size)});
+    }
+    for (const std::vector<std::int32_t>& lookup : {std::vector<std::int32_t>{}, shifted}) {
+      generation_request spec_request = request(prompt, 40);
+      spec_request.speculate = true;
+      spec_request.lookup = lookup;
+      const run_result spec = run(*model_, spec_request);
+      EXPECT_EQ(spec.out.tokens, plain.out.tokens);
+      EXPECT_EQ(spec.length, plain.length);
+      EXPECT_EQ(spec.next_logits, plain.next_logits) << "the state after taking drafts back differs";
+      EXPECT_LE(spec.out.accepted, spec.out.drafted);
+    }
+    generation_request shifted_request = request(prompt, 40);
+    shifted_request.speculate = true;
+    shifted_request.lookup = shifted;
+    const run_result refused = run(*model_, shifted_request);
+    EXPECT_GT(refused.out.drafted, 0);
+    EXPECT_EQ(refused.out.accepted, 0) << "a wrong draft was taken";
+  }
+}
+
+TEST_P(Speculative, StopsInsideTakenDraftsEndWhereTheyWouldHave) {
+  const auto all = prompts();
+  const std::vector<std::int32_t>& prompt = all[1];
+  const run_result full = run(*model_, request(prompt, 40));
+  std::vector<std::int32_t> lookup = prompt;
+  lookup.insert(lookup.end(), full.out.tokens.begin(), full.out.tokens.end());
+  // A callback that ends at the 13th token, a stop id at the 21st, and a token limit of 17.
+  const auto with = [&](bool speculate, const std::function<void(generation_request&)>& change) {
+    generation_request r = request(prompt, 40);
+    r.speculate = speculate;
+    r.lookup = lookup;
+    change(r);
+    return run(*model_, r);
+  };
+  const std::vector<std::function<void(generation_request&)>> endings = {
+      [](generation_request& r) {
+        auto n = std::make_shared<int>(0);
+        r.on_token = [n](std::int32_t) { return ++*n < 13; };
+      },
+      [&](generation_request& r) { r.stop_ids = {full.out.tokens[20]}; },
+      [](generation_request& r) { r.max_tokens = 17; },
+  };
+  for (const auto& ending : endings) {
+    const run_result plain = with(false, ending);
+    const run_result spec = with(true, ending);
+    EXPECT_EQ(spec.out.tokens, plain.out.tokens);
+    EXPECT_EQ(spec.out.reason, plain.out.reason);
+    EXPECT_EQ(spec.length, plain.length);
+    EXPECT_EQ(spec.next_logits, plain.next_logits);
+    EXPECT_GT(spec.out.accepted, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, Speculative, ::testing::Values("bf16", "fp8"));
+
+TEST(PromptLookup, DraftsWhatFollowsAndBacksOffWhenRefused) {
+  const std::vector<std::int32_t> source = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  prompt_lookup lookup(source);
+  const std::vector<std::int32_t> history = {9, 9, 2, 3};
+  EXPECT_EQ(lookup.draft(history, 100), (std::vector<std::int32_t>{4, 5, 6, 7}));  // width 4 to start
+  lookup.report(4, 4);                                                          // all taken: wider
+  EXPECT_EQ(lookup.draft(std::vector<std::int32_t>{2, 3, 4, 5, 6, 7, 8}, 100),
+            (std::vector<std::int32_t>{9, 10, 11, 12}));  // continues where it left off, to the end
+  EXPECT_EQ(lookup.draft(history, 2), (std::vector<std::int32_t>{4, 5}));  // no more than the room left
+  lookup.report(2, 0);  // refused: skip a step, then draft again
+  EXPECT_TRUE(lookup.draft(history, 100).empty());
+  EXPECT_FALSE(lookup.draft(history, 100).empty());
+  lookup.report(2, 0);  // refused again: skip three
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(lookup.draft(history, 100).empty()) << i;
+  EXPECT_FALSE(lookup.draft(history, 100).empty());
+  EXPECT_TRUE(lookup.draft(std::vector<std::int32_t>{42, 43}, 100).empty());  // not in the source
+  EXPECT_TRUE(lookup.draft(std::vector<std::int32_t>{3}, 100).empty());       // too short to match
+}
+
+TEST(SequenceState, RollbackRestoresTheRecurrentMemoryAndLength) {
+  model_options options;
+  options.threads = 1;
+  result<std::unique_ptr<qwen3_next>> model = qwen3_next::load(data_dir / "bf16", options);
+  ASSERT_TRUE(model);
+  sequence_state a = (*model)->new_state(64);
+  sequence_state b = (*model)->new_state(64);
+  const std::int32_t first[] = {3, 4, 5};
+  const std::int32_t more[] = {6, 7};
+  std::vector<float> la(static_cast<std::size_t>((*model)->config().vocab_size)), lb(la.size());
+  ASSERT_TRUE((*model)->forward(first, a, la.data(), logits_mode::last));
+  ASSERT_TRUE((*model)->forward(first, b, lb.data(), logits_mode::last));
+  sequence_state::rollback_point point;
+  a.save(point);
+  ASSERT_TRUE((*model)->forward(more, a, la.data(), logits_mode::last));
+  a.restore(point);
+  EXPECT_EQ(a.length(), 3);
+  const std::int32_t probe[] = {8};
+  ASSERT_TRUE((*model)->forward(probe, a, la.data(), logits_mode::last));
+  ASSERT_TRUE((*model)->forward(probe, b, lb.data(), logits_mode::last));
+  EXPECT_EQ(la, lb);
+}
+
+}  // namespace
+}  // namespace qcoder::engine
