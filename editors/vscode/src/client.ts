@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, Middleware, ServerOptions, State } from 'vscode-languageclient/node';
 
 import { configurationMiddleware, readSettings, SECTION, serverSettings } from './config';
+import { sendRequest } from './request';
 import { findServer } from './serverPath';
 
 export type ServerState = 'starting' | 'running' | 'stopped' | 'missing';
@@ -82,7 +83,7 @@ export class Server implements vscode.Disposable {
   // A request to the running server; fails with a message when there is none.
   request<R>(method: string, params: unknown, token?: vscode.CancellationToken): Promise<R> {
     if (!this.client || !this.client.isRunning()) return Promise.reject(new Error('the qcoder server is not running'));
-    return this.client.sendRequest<R>(method, params, token);
+    return sendRequest<R>(this.client, method, params, token);
   }
 
   // The server pulls the "qcoder" section again.
