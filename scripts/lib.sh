@@ -50,6 +50,20 @@ fill_third_party() {
   echo "$want" > "$dst/.installed"
 }
 
+# editors/vscode/node_modules/ (git-ignored): the extension's build and test tools (tsc, vsce, vitest) and its
+# runtime dependency, from the committed package-lock.json; installed again only when the lock changes.
+# Without node or npm it is skipped, and so is the extension in the build.
+fill_vscode_modules() {
+  local dir="$QCODER_ROOT/editors/vscode" want have=""
+  command -v node >/dev/null && command -v npm >/dev/null || { log "no node/npm: skipping the VS Code extension"; return 0; }
+  want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
+  [ -f "$dir/node_modules/.installed" ] && have=$(cat "$dir/node_modules/.installed")
+  [ "$want" = "$have" ] && return 0
+  log "installing the VS Code extension's npm packages (editors/vscode/node_modules)"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  echo "$want" > "$dir/node_modules/.installed"
+}
+
 # configure_and_build PRESET: CMake configure (once) and an incremental Ninja build.
 configure_and_build() {
   local preset=$1
