@@ -54,8 +54,8 @@ export class GrowingInlineCompletions implements vscode.Disposable {
   private current?: Generation;
   private selfTriggered = false;
 
-  // `trigger(uri)` asks VS Code to ask again (for the active editor when it shows `uri`).
-  constructor(private readonly trigger: (uri: string) => void) {}
+  // `trigger(uri)` asks VS Code to ask again when the active editor shows `uri`, and says whether it did.
+  constructor(private readonly trigger: (uri: string) => boolean) {}
 
   async provide(document: vscode.TextDocument, position: vscode.Position, context: vscode.InlineCompletionContext,
                 token: vscode.CancellationToken, next: ProvideNext): Promise<vscode.InlineCompletionItem[]> {
@@ -140,8 +140,7 @@ export class GrowingInlineCompletions implements vscode.Disposable {
       for (const resolve of [...g.waiting]) resolve();
       return;
     }
-    this.selfTriggered = true;
-    this.trigger(g.uri);
+    this.selfTriggered = this.trigger(g.uri);
   }
 }
 
@@ -169,8 +168,9 @@ function visibleText(g: Generation): string {
 // Wires the middleware and the partial notifications onto the server's clients.
 export function registerInlineCompletions(context: vscode.ExtensionContext, server: Server): void {
   const completions = new GrowingInlineCompletions((uri) => {
-    if (vscode.window.activeTextEditor?.document.uri.toString() !== uri) return;
+    if (vscode.window.activeTextEditor?.document.uri.toString() !== uri) return false;
     void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    return true;
   });
   server.use({
     provideInlineCompletionItems: (document, position, context, token, next) =>

@@ -116,6 +116,7 @@ describe('the extension against qcoder lsp', () => {
     const shown: string[] = [];
     const inline = new GrowingInlineCompletions(() => {
       void inline.provide(document(), position, invoked, none(), next).then((items) => shown.push(items[0]?.insertText as string));
+      return true;
     });
     connection.onNotification('qcoder/inlineCompletionPartial', (p: PartialCompletion) => { partials.push(p); inline.onPartial(p); });
     const invoked = { triggerKind: vscode.InlineCompletionTriggerKind.Invoke, selectedCompletionInfo: undefined } as vscode.InlineCompletionContext;

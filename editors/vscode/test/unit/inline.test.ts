@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as vscode from 'vscode';
 
-import { GrowingInlineCompletions, ProvideNext } from '../../src/inline';
+import { GrowingInlineCompletions, ProvideNext, registerInlineCompletions } from '../../src/inline';
 
 const URI = 'file:///w/main.py';
 
@@ -31,10 +31,10 @@ const settled = async <T>(p: Promise<T>) => {
 };
 
 describe('GrowingInlineCompletions', () => {
-  let trigger: ReturnType<typeof vi.fn<(uri: string) => void>>;
+  let trigger: ReturnType<typeof vi.fn<(uri: string) => boolean>>;
   let inline: GrowingInlineCompletions;
   beforeEach(() => {
-    trigger = vi.fn<(uri: string) => void>();
+    trigger = vi.fn<(uri: string) => boolean>(() => true);
     inline = new GrowingInlineCompletions(trigger);
   });
 
@@ -140,5 +140,32 @@ describe('GrowingInlineCompletions', () => {
     void inline.provide(d, at(0, 4), invoked, none(), next);  // the user asks for alternatives
     expect(next).toHaveBeenCalledTimes(2);
     expect(next.mock.calls[1][2].triggerKind).toBe(vscode.InlineCompletionTriggerKind.Invoke);
+  });
+});
+
+describe('registerInlineCompletions', () => {
+  it('puts the middleware on the client, feeds it the partials and re-triggers only the editor that shows them', async () => {
+    const handlers = new Map<string, (p: unknown) => void>();
+    let middleware: { provideInlineCompletionItems?: (...args: unknown[]) => Promise<vscode.InlineCompletionItem[]> } = {};
+    const server = {
+      use: (m: typeof middleware) => { middleware = m; },
+      onClient: (attach: (client: unknown) => void) => attach({ onNotification: (method: string, f: (p: unknown) => void) => handlers.set(method, f) }),
+    };
+    const context = { subscriptions: [] as unknown[] };
+    registerInlineCompletions(context as never, server as never);
+    expect(context.subscriptions).toHaveLength(1);
+    vi.mocked(vscode.commands.executeCommand).mockClear();
+    (vscode.window as { activeTextEditor: unknown }).activeTextEditor = { document: { uri: vscode.Uri.parse('file:///w/elsewhere.py') } };
+
+    const next = vi.fn(() => new Promise<null>(() => undefined));
+    const ask = middleware.provideInlineCompletionItems!(doc('x = ', 1), at(0, 4), typed, new vscode.CancellationTokenSource().token, next);
+    handlers.get('qcoder/inlineCompletionPartial')!(partial('1'));
+    expect(texts(await ask)).toEqual(['1']);
+    handlers.get('qcoder/inlineCompletionPartial')!(partial('12'));
+    expect(vscode.commands.executeCommand).not.toHaveBeenCalled();  // another editor is active
+
+    (vscode.window as { activeTextEditor: unknown }).activeTextEditor = { document: { uri: vscode.Uri.parse(URI) } };
+    handlers.get('qcoder/inlineCompletionPartial')!(partial('123'));
+    expect(vscode.commands.executeCommand).toHaveBeenCalledWith('editor.action.inlineSuggest.trigger');
   });
 });

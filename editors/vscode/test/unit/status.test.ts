@@ -1,7 +1,8 @@
 // The status bar's text and tooltip from `qcoder/status` notifications.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import * as vscode from 'vscode';
 
-import { StatusBar, statusLines, statusText } from '../../src/status';
+import { registerStatusBar, StatusBar, statusLines, statusText } from '../../src/status';
 
 describe('status', () => {
   it('shows the state, tokens/s and the expert cache hit rate', () => {
@@ -33,5 +34,24 @@ describe('status', () => {
     expect(item.text).toBe('$(debug-disconnect) qcoder: stopped');
     bar.client('missing');
     expect(item.tooltip).toContain('qcoder.serverPath');
+  });
+});
+
+describe('registerStatusBar', () => {
+  it('shows the client state, then the qcoder/status notifications', () => {
+    const item = { text: '', tooltip: '', command: '', show: vi.fn(), dispose: vi.fn() };
+    vi.mocked(vscode.window.createStatusBarItem).mockReturnValue(item as never);
+    const handlers = new Map<string, (p: unknown) => void>();
+    let state: (s: string) => void = () => undefined;
+    const server = {
+      onState: (f: typeof state) => { state = f; },
+      onClient: (attach: (client: unknown) => void) => attach({ onNotification: (method: string, f: (p: unknown) => void) => handlers.set(method, f) }),
+    };
+    registerStatusBar({ subscriptions: [] } as never, server as never);
+    expect(item.show).toHaveBeenCalled();
+    state('stopped');
+    expect(item.text).toBe('$(debug-disconnect) qcoder: stopped');
+    handlers.get('qcoder/status')!({ state: 'busy', tokensPerSecond: 4, expertHitRate: 0.5 });
+    expect(item.text).toBe('$(loading~spin) qcoder 4.0 tok/s · experts 50%');
   });
 });
