@@ -101,7 +101,13 @@ export class GrowingInlineCompletions implements vscode.Disposable {
     };
     if (previous) g.carried = carriedText(previous, document, position);
     this.current = g;
-    Promise.resolve(next(document, position, context, g.source.token)).then(
+    let answer: Promise<Items>;
+    try {
+      answer = Promise.resolve(next(document, position, context, g.source.token));
+    } catch (e) {
+      answer = Promise.reject(e);
+    }
+    answer.then(
       (result) => { g.items = itemsOf(result); },
       () => undefined,
     ).finally(() => {
