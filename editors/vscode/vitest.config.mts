@@ -1,5 +1,6 @@
 // Tests run under node with `vscode` replaced by a small mock (test/vscode.ts): test/unit needs nothing
-// else; test/e2e starts the real `qcoder lsp` (QCODER_BINARY, QCODER_MODEL) and checks the vsix (QCODER_VSIX).
+// else; test/e2e starts the real `qcoder lsp` (QCODER_BINARY, QCODER_MODEL); test/package checks the .vsix
+// (QCODER_VSIX); test/browser runs it in code-server (its own node_modules). ctest runs each folder.
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
