@@ -1,7 +1,8 @@
 // The packaged extension (QCODER_VSIX) under a real VS Code: code-server in Debian's chromium, driven by
 // playwright-core, with the real `qcoder lsp` on the tiny model. The status bar goes idle once the model is
 // loaded, typing shows ghost text, Tab (VS Code's own accept) puts it in the document, and the status bar
-// then shows tokens/s.
+// then shows tokens/s; "qcoder: Show status" fills its output channel; "qcoder: Rewrite selection…" changes
+// the selected lines only.
 //
 // Run by ctest (vscode_browser) with QCODER_BINARY, QCODER_MODEL, QCODER_VSIX and QCODER_CHROMIUM set; the
 // packages are installed by scripts/lib.sh (fill_vscode_browser). Everything lives in a temporary folder.
@@ -36,6 +37,8 @@ beforeAll(async () => {
     'qcoder.serverArgs': ['--threads', '1', '--prefix-cache', '16MiB'],
     'qcoder.debounceMs': 0,
     'qcoder.maxTokens': 24,
+    'qcoder.editMaxTokens': 24,
+    'qcoder.acceptIncompleteEdits': true,
     'editor.autoClosingBrackets': 'never',
     'workbench.startupEditor': 'none',
     'security.workspace.trust.enabled': false,
@@ -94,3 +97,35 @@ it('shows ghost text from the real server and accepts it with Tab', async () => 
     .toContainEqual(expect.stringMatching(new RegExp(`^print\\(${shown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`)));
   expect(shown.trim().length).toBeGreaterThan(0);
 }, 300000);
+
+// Runs a command from the palette by its title.
+async function runCommand(title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  await page.keyboard.type(title);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().click();
+}
+
+it('shows the status in an output channel from the command palette', async () => {
+  await runCommand('qcoder: Show status');
+  // The channel ends with the status as JSON, which is what the panel scrolls to.
+  const output = page.locator('.part.panel .monaco-editor .view-lines');
+  await expect.poll(async () => nbsp((await output.textContent()) ?? ''), { timeout: 30000 }).toContain('"state": "idle"');
+  expect(nbsp((await output.textContent()) ?? '')).toMatch(/"openDocuments": 1,.*"tokensPerSecond": \d/);
+}, 120000);
+
+it('rewrites the selection with the instruction typed', async () => {
+  const lines = () => page.locator('.editor-group-container .monaco-editor .view-line').allTextContents();
+  await page.locator('.editor-group-container .monaco-editor .view-lines').click();
+  await page.keyboard.press('Control+Home');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');                 // line 3: def total(rects):
+  await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+End');                 // through "    pass"
+  const before = (await lines()).map(nbsp);
+  await runCommand('qcoder: Rewrite selection');
+  await page.locator('.quick-input-box input').fill('rename rects to boxes');
+  await page.keyboard.press('Enter');
+  await expect.poll(async () => (await lines()).map(nbsp), { timeout: 60000 }).not.toEqual(before);
+  const after = (await lines()).map(nbsp);
+  expect(after[0]).toBe('from shapes import area');     // outside the selection: untouched
+}, 120000);
