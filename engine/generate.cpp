@@ -54,6 +54,7 @@ std::vector<std::int32_t> prompt_lookup::draft(std::span<const std::int32_t> his
 
 void prompt_lookup::report(std::size_t drafted, std::size_t agreed) {
   resume_ += agreed;
+  confident_ = agreed == drafted;
   if (agreed == drafted) {
     width_ = std::min<std::int64_t>(width_ * 2, max_width);
     failures_ = 0;
@@ -156,8 +157,8 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
   std::optional<prompt_lookup> lookup;
   if (request.speculate && request.sampling.greedy) lookup.emplace(request.lookup.empty() ? request.prompt : request.lookup);
   sequence_state::rollback_point rollback;
-  std::vector<std::int32_t> batch;
   std::vector<float> batch_logits;
+  std::vector<std::int32_t> batch;
   while (static_cast<std::int64_t>(out.tokens.size()) < request.max_tokens) {
     if (request.stop.stop_requested()) {
       out.reason = finish_reason::cancelled;
@@ -166,32 +167,47 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
     const std::int32_t next = pick.sample(logits.data(), history);
     bool kept = false;
     if (!take(next, kept)) break;
+    const std::int32_t one[] = {next};
+    // Two ways to check drafts. While drafts are being taken, the token and its drafts run in one pass.
+    // Otherwise the token runs alone first and the first draft is checked against its logits: a wrong
+    // draft then costs no forward pass at all (the next step samples the same token again), and a right
+    // one is what plain decoding takes next, so the drafts run in one pass whose logits check the others.
+    const bool together = lookup && lookup->confident();
+    if (!together && !run(one, logits.data(), logits_mode::last)) break;
     const std::vector<std::int32_t> drafts =
         lookup ? lookup->draft(history, request.max_tokens - static_cast<std::int64_t>(out.tokens.size()))
                : std::vector<std::int32_t>{};
     if (drafts.empty()) {
-      const std::int32_t one[] = {next};
-      if (!run(one, logits.data(), logits_mode::last)) break;
+      if (together && !run(one, logits.data(), logits_mode::last)) break;
       continue;
     }
-    // The token and its drafts in one pass; then the drafts are taken while the model agrees.
-    state.save(rollback);
-    batch.assign(1, next);
+    if (!together && pick.sample(logits.data(), history) != drafts[0]) {
+      out.drafted += static_cast<std::int64_t>(drafts.size());
+      lookup->report(drafts.size(), 0);
+      continue;
+    }
+    batch.clear();
+    if (together) batch.push_back(next);
     batch.insert(batch.end(), drafts.begin(), drafts.end());
+    const std::size_t lead = batch.size() - drafts.size();  // 1 with the token in the pass, else 0
+    state.save(rollback);
     batch_logits.resize(batch.size() * static_cast<std::size_t>(vocab));
     if (!run(batch, batch_logits.data(), logits_mode::all)) break;
-    std::size_t keep = 1;  // tokens of `batch` that plain decoding would have run through the model
+    // Draft j is checked against the logits after the token before it.
+    const auto row = [&](std::size_t j) {
+      return j + lead == 0 ? logits.data() : batch_logits.data() + (j + lead - 1) * static_cast<std::size_t>(vocab);
+    };
+    std::size_t keep = lead;  // tokens of the pass that plain decoding would have run through the model
     std::size_t agreed = 0;
     bool ended = false;
     for (std::size_t j = 0; j < drafts.size(); ++j) {
-      const std::int32_t want = pick.sample(batch_logits.data() + j * static_cast<std::size_t>(vocab), history);
-      if (want != drafts[j]) break;
+      if (pick.sample(row(j), history) != drafts[j]) break;
       ++agreed;
-      if (!take(want, kept)) {
+      if (!take(drafts[j], kept)) {
         ended = true;
         break;
       }
-      keep = j + 2;
+      keep = lead + j + 1;
     }
     out.drafted += static_cast<std::int64_t>(drafts.size());
     out.accepted += static_cast<std::int64_t>(agreed);
@@ -199,9 +215,10 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
     if (keep == batch.size()) {
       std::copy_n(batch_logits.data() + (batch.size() - 1) * static_cast<std::size_t>(vocab), vocab, logits.data());
     } else {
-      // Take back the drafts the model did not keep: the state as before the pass, then only what stays.
+      // Take back what plain decoding would not have run: the state as before the pass, then only what
+      // stays (with nothing, the logits in hand are already right).
       state.restore(rollback);
-      if (!run(std::span(batch).first(keep), logits.data(), logits_mode::last)) break;
+      if (keep > 0 && !run(std::span(batch).first(keep), logits.data(), logits_mode::last)) break;
     }
     if (ended) break;
   }

@@ -71,6 +71,8 @@ class prompt_lookup {
   std::vector<std::int32_t> draft(std::span<const std::int32_t> history, std::int64_t room);
   // How the last drafts fared: `agreed` of `drafted` were taken.
   void report(std::size_t drafted, std::size_t agreed);
+  // Whether the last drafts were all taken (the next ones are likely to be too).
+  bool confident() const { return confident_; }
 
  private:
   std::vector<std::int32_t> source_;
@@ -78,6 +80,7 @@ class prompt_lookup {
   std::int64_t width_ = 4;
   int failures_ = 0;        // drafts refused in a row
   int cooldown_ = 0;        // steps to skip before drafting again
+  bool confident_ = false;
 };
 
 // Runs the request on `state`. Without a cache the state should be empty or hold a prefix the prompt
