@@ -264,7 +264,8 @@ result<refactor_stats> run_refactor(const std::filesystem::path& root, const ref
   for (const context::walked_file& file : walked.files) {
     if (stop.stop_requested()) break;
     progress(file.path);
-    result<std::string> text = read_whole_file(root / file.path);
+    const auto open = options.overlay.find(file.path);
+    result<std::string> text = open != options.overlay.end() ? result<std::string>(open->second) : read_whole_file(root / file.path);
     if (!text || context::looks_binary(std::string_view(*text).substr(0, 8000)) || looks_generated(*text)) {
       ++stats.files_skipped;
       ++stats.files_done;

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -122,6 +123,8 @@ struct refactor_options {
   std::size_t max_files = 100000;
   bool check_relevance = true;     // ask the model before rewriting a unit
   bool accept_incomplete = false;  // keep a rewrite cut off by its token limit (otherwise the unit stays)
+  // Texts to use instead of the files on disk, by relative path: an editor's open (maybe unsaved) buffers.
+  std::map<std::string, std::string, std::less<>> overlay;
 };
 
 struct file_change {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lsp/server/positions.h"
+#include "lsp/server/work_progress.h"
 
 namespace qcoder::lsp {
 
@@ -16,7 +17,6 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 constexpr std::size_t max_fix_actions = 3;
-constexpr auto progress_interval = std::chrono::milliseconds(250);
 
 bool kind_wanted(const json* only, std::string_view kind) {
   if (only == nullptr || !only->is_array() || only->empty()) return true;
@@ -69,7 +69,7 @@ code_actions::code_actions(jsonrpc::connection& rpc, const language_server& serv
 
 json code_actions::commands() {
   return json::array({"qcoder.applyAction", "qcoder.rewriteSelection", "qcoder.completeFunction",
-                      "qcoder.addDocumentation", "qcoder.fixDiagnostic", "qcoder.status"});
+                      "qcoder.addDocumentation", "qcoder.fixDiagnostic", "qcoder.status", "qcoder.refactorWorkspace"});
 }
 
 void code_actions::on_code_action(const json& params, jsonrpc::reply r) {
@@ -206,6 +206,7 @@ void code_actions::on_execute(const json& params, jsonrpc::reply r) {
   const json* command = jsonrpc::find_path(params, {"command"});
   if (command == nullptr || !command->is_string()) return r.error(codes::invalid_params, "params.command: expected a string");
   const std::string name = command->get<std::string>();
+  if (const auto extra = extra_commands_.find(name); extra != extra_commands_.end()) return extra->second(params, std::move(r));
   const json* arguments = jsonrpc::find_path(params, {"arguments"});
   const json empty = json::object();
   const json& arg = arguments != nullptr && arguments->is_array() && !arguments->empty() ? (*arguments)[0] : empty;
@@ -274,27 +275,11 @@ void code_actions::post(std::shared_ptr<edit_job> job) {
         result<service::assistant*> assistant = host_.assistant(model, prompt);
         if (!assistant) return job->failed(codes::request_failed, assistant.err().message);
 
-        // Work-done progress: the client's token, or one we create when it accepts that.
-        std::optional<json> token = job->progress_token;
-        if (!token && job->server_progress) {
-          auto created = std::make_shared<std::promise<bool>>();
-          std::future<bool> answer = created->get_future();
-          const json t = fmt::format("qcoder/edit/{}", progress_id);
-          rpc_.request("window/workDoneProgress/create", {{"token", t}},
-                       [created](const json*, const jsonrpc::rpc_error* e) { created->set_value(e == nullptr); });
-          if (answer.wait_for(std::chrono::seconds(2)) == std::future_status::ready && answer.get()) token = t;
-        }
-        if (token) {
-          rpc_.notify("$/progress", {{"token", *token}, {"value", {{"kind", "begin"}, {"title", job->title}, {"cancellable", false}}}});
-        }
-        auto last_report = clock::now();
+        work_progress progress(rpc_, job->progress_token, job->server_progress, fmt::format("qcoder/edit/{}", progress_id));
+        progress.begin(job->title, false);
         service::edit_request request = job->request;
         request.stop = job->stop;
-        request.on_progress = [&](std::size_t generated) {
-          if (!token || clock::now() - last_report < progress_interval) return;
-          last_report = clock::now();
-          rpc_.notify("$/progress", {{"token", *token}, {"value", {{"kind", "report"}, {"message", fmt::format("{} tokens", generated)}}}});
-        };
+        request.on_progress = [&](std::size_t generated) { progress.report(fmt::format("{} tokens", generated)); };
         host_.job_started();
         result<service::edit_result> done = (*assistant)->edits->edit(model, cache, request);
         if (done) {
@@ -303,9 +288,7 @@ void code_actions::post(std::shared_ptr<edit_job> job) {
         } else {
           host_.job_finished(model, {});
         }
-        if (token) {
-          rpc_.notify("$/progress", {{"token", *token}, {"value", {{"kind", "end"}, {"message", done ? "done" : "failed"}}}});
-        }
+        progress.end(done ? "done" : "failed");
         if (!done) return job->failed(codes::request_failed, done.err().message);
         if (done->cancelled) return job->failed(codes::request_cancelled, "cancelled");
         if (job->changes->load() != job->changes_at_start) {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -36,6 +38,10 @@ class code_actions {
 
   // The commands workspace/executeCommand accepts (for the capabilities).
   static jsonrpc::json commands();
+  // Another feature's command, run by workspace/executeCommand too (e.g. qcoder.refactorWorkspace).
+  void add_command(std::string name, std::function<void(const jsonrpc::json& params, jsonrpc::reply r)> run) {
+    extra_commands_[std::move(name)] = std::move(run);
+  }
 
  private:
   struct edit_job;
@@ -55,6 +61,7 @@ class code_actions {
   workspace_context* workspace_;
   std::chrono::milliseconds load_wait_;
   std::atomic<std::uint64_t> next_progress_{1};
+  std::map<std::string, std::function<void(const jsonrpc::json&, jsonrpc::reply)>, std::less<>> extra_commands_;
 };
 
 }  // namespace qcoder::lsp

@@ -2,6 +2,7 @@
 #include "lsp/server/open_documents.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 
 #include <spdlog/spdlog.h>
@@ -9,6 +10,22 @@
 namespace qcoder::lsp {
 
 using jsonrpc::json;
+
+std::string path_to_uri(std::string_view path) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string uri = "file://";
+  for (const char ch : path) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '.' || c == '_' || c == '~') {
+      uri += ch;
+    } else {
+      uri += '%';
+      uri += hex[c >> 4];
+      uri += hex[c & 15];
+    }
+  }
+  return uri;
+}
 
 std::optional<std::string> uri_to_path(std::string_view uri) {
   constexpr std::string_view scheme = "file://";

@@ -49,6 +49,8 @@ struct document_event {
 
 // "file:///a/b%20c.py" -> "/a/b c.py"; nullopt for other schemes or malformed escapes.
 std::optional<std::string> uri_to_path(std::string_view uri);
+// "/a/b c.py" -> "file:///a/b%20c.py" (an absolute path; unreserved characters and '/' stay as they are).
+std::string path_to_uri(std::string_view path);
 
 class open_documents {
  public:
@@ -56,6 +58,10 @@ class open_documents {
 
   open_document* find(std::string_view uri);
   std::size_t size() const { return docs_.size(); }
+  // Every open document, by uri.
+  void for_each(const std::function<void(const std::string& uri, const open_document& doc)>& fn) const {
+    for (const auto& [uri, doc] : docs_) fn(uri, *doc);
+  }
   // Called (on the I/O thread) after each open, change, save and close, in the order added.
   void add_listener(std::function<void(const document_event&)> listener) { listeners_.push_back(std::move(listener)); }
 

@@ -16,7 +16,10 @@ server_session::server_session(jsonrpc::send_fn send, loader_fn load, session_op
       workspace_(docs_, options_.index),
       host_(rpc_, [this, load = std::move(load)] { return load(load_settings_); }),
       completions_(rpc_, server_, docs_, host_, settings_, &workspace_, {options_.load_wait}),
-      actions_(rpc_, server_, docs_, host_, settings_, &workspace_, options_.load_wait) {
+      actions_(rpc_, server_, docs_, host_, settings_, &workspace_, options_.load_wait),
+      refactor_(rpc_, server_, docs_, host_, settings_, workspace_, options_.load_wait) {
+  actions_.add_command(std::string(refactor_workspace::command),
+                       [this](const json& params, jsonrpc::reply r) { refactor_.run(params, std::move(r)); });
   server_.add_capabilities({{"inlineCompletionProvider", true},
                             {"codeActionProvider", {{"codeActionKinds", {"quickfix", "refactor.rewrite"}}, {"resolveProvider", true}}},
                             {"executeCommandProvider", {{"commands", code_actions::commands()}}}});

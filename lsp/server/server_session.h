@@ -17,6 +17,7 @@
 #include "lsp/server/language_server.h"
 #include "lsp/server/model_host.h"
 #include "lsp/server/open_documents.h"
+#include "lsp/server/refactor_workspace.h"
 #include "lsp/server/settings.h"
 #include "lsp/server/workspace_context.h"
 
@@ -64,6 +65,7 @@ class server_session {
   model_host host_;
   inline_completion completions_;
   code_actions actions_;
+  refactor_workspace refactor_;
   std::thread shutting_down_;
   bool stopped_ = false;
 };

@@ -34,6 +34,8 @@ class workspace_context {
   // The index, or nullptr without a workspace.
   const context::workspace_index* index() const { return root_ ? index_.get() : nullptr; }
   const context::recent_snippets& recent() const { return recent_; }
+  // The workspace folder, when the client named one.
+  const std::optional<std::string>& root() const { return root_; }
   // Blocks until the first build of the index finished (at once without a workspace); for benchmarks and
   // tests that measure the steady state.
   void wait_indexed() {
