@@ -12,3 +12,5 @@ vim.api.nvim_create_user_command('QcoderRestart', function() qcoder().restart() 
 vim.api.nvim_create_user_command('QcoderRewrite', function(args)
   qcoder().rewrite(args.line1, args.line2, args.args)
 end, { desc = 'qcoder: rewrite the lines following an instruction', range = true, nargs = '*' })
+vim.api.nvim_create_user_command('QcoderRefactor', function(args) qcoder().refactor(args.args) end,
+  { desc = 'qcoder: apply an instruction to the whole workspace', nargs = '*' })

@@ -113,10 +113,23 @@ H.run(function()
   H.check(text() ~= table.concat(original, '\n'), 'the rewrite changed nothing')
   H.check(lines()[1] == 'from shapes import area' and lines()[2] == '', 'the rewrite went outside its lines: ' .. vim.inspect(lines()))
 
+  -- A refactor of the workspace (:QcoderRefactor): the server's edit reaches the open buffer and a file
+  -- not open.
+  vim.fn.writefile({ 'def total(rects):', '    return sum(area(r) for r in rects)', '' }, workdir .. '/other.py')
+  vim.api.nvim_buf_set_lines(0, 0, -1, false, original)
+  -- (The random model answers "no" when asked whether a unit needs the change: skip that question.)
+  qcoder.refactor('rename `total` to `total_area`', { checkRelevance = false })
+  H.wait(function() return H.seen('refactor applied') or H.seen('refactor failed') or H.seen('not applied') end, 'the refactor')
+  H.check(H.seen('refactor applied: 2 files'), 'refactor: ' .. vim.inspect(H.messages))
+  H.check(text() ~= table.concat(original, '\n'), 'the refactor did not change the open buffer')
+  local other = vim.fn.bufnr(workdir .. '/other.py')
+  H.check(other ~= -1 and table.concat(vim.api.nvim_buf_get_lines(other, 0, -1, false), '\n') ~= 'def total(rects):\n    return sum(area(r) for r in rects)\n',
+    'the refactor did not reach other.py')
+
   -- :QcoderStatus asks the server.
   vim.cmd('QcoderStatus')
   H.wait(function() return H.seen('^qcoder: idle') end, 'the status (' .. vim.inspect(H.messages) .. ')')
-  H.check(H.seen('openDocuments: 1'), 'status: ' .. vim.inspect(H.messages))
+  H.check(H.seen('openDocuments: 2'), 'status: ' .. vim.inspect(H.messages))  -- geo.py, and other.py the refactor loaded
 
   -- :checkhealth qcoder finds the binary, its version and the model.
   vim.cmd('checkhealth qcoder')

@@ -49,4 +49,35 @@ function M.rewrite(line1, line2, instruction, done)
     end, bufnr)
 end
 
+-- Refactors the whole workspace following `instruction` (qcoder.refactorWorkspace): the server sends one
+-- workspace edit, which Neovim applies to the files (loading those not open); progress shows through
+-- the server's work-done progress. `opts`: include / exclude (lists of globs), checkRelevance.
+function M.refactor(instruction, opts, done)
+  local client = server.client(0) or server.all()[1]
+  if not client then
+    vim.notify('qcoder: no server running', vim.log.levels.ERROR)
+    return
+  end
+  if instruction == nil or instruction == '' then
+    vim.ui.input({ prompt = 'qcoder refactor the workspace: ' }, function(answer)
+      if answer and answer ~= '' then M.refactor(answer, opts, done) end
+    end)
+    return
+  end
+  local args = vim.tbl_extend('force', { instruction = instruction }, opts or {})
+  vim.notify('qcoder: refactoring the workspace…', vim.log.levels.INFO)
+  client.request('workspace/executeCommand', { command = 'qcoder.refactorWorkspace', arguments = { args } },
+    function(err, result)
+      if err then
+        vim.notify('qcoder: refactor failed: ' .. tostring(err.message), vim.log.levels.ERROR)
+      else
+        local skipped = result.skipped and #result.skipped > 0 and (', skipped (edited meanwhile): ' .. table.concat(result.skipped, ', ')) or ''
+        vim.notify(string.format('qcoder: refactor %s: %d files, %d units changed%s',
+          result.applied and 'applied' or 'not applied', result.files or 0, result.unitsChanged or 0, skipped),
+          vim.log.levels.INFO)
+      end
+      if done then done(err, result) end
+    end)
+end
+
 return M

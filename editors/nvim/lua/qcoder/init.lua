@@ -111,6 +111,11 @@ function M.rewrite(line1, line2, instruction, done)
   require('qcoder.actions').rewrite(line1, line2, instruction, done)
 end
 
+function M.refactor(instruction, refactor_opts, done)
+  if not opts then return vim.notify('qcoder: call require("qcoder").setup() first', vim.log.levels.ERROR) end
+  require('qcoder.actions').refactor(instruction, refactor_opts, done)
+end
+
 -- Stops the servers and starts them again for the open buffers.
 function M.restart()
   if not opts then return vim.notify('qcoder: call require("qcoder").setup() first', vim.log.levels.ERROR) end
