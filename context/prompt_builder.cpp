@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "context/related_code.h"
 #include "context/symbols.h"
 #include "context/syntax.h"
 #include "context/text_lines.h"
@@ -59,6 +60,13 @@ std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chose
   return files;
 }
 
+related_options related_options_of(const prompt_options& options) {
+  related_options out;
+  out.lines_before = options.near_lines_before;
+  out.lines_after = options.near_lines_after;
+  return out;
+}
+
 }  // namespace
 
 std::string_view to_string(block_kind kind) {
@@ -93,6 +101,9 @@ result<prompt_builder> prompt_builder::create(const engine::tokenizer& tok, prom
       options.prefix_share + options.suffix_share + options.imports_share > 1) {
     return fail(errc::invalid_argument, "budget shares must be positive and sum to at most 1 (prefix {}, suffix {}, imports {})",
                 options.prefix_share, options.suffix_share, options.imports_share);
+  }
+  if (options.related_share < 0 || options.related_share > 0.5) {
+    return fail(errc::invalid_argument, "related_share {} must be between 0 and 0.5", options.related_share);
   }
   return prompt_builder(tok, std::move(options));
 }
@@ -163,7 +174,8 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   //    file order), so a call about to be typed can find its callee.
   std::vector<chosen_def> imported;
   std::set<std::pair<std::string, std::uint32_t>> taken;  // (path, line) of chosen definitions
-  std::unordered_map<std::string, std::string> imported_from;  // imported name -> module
+  std::unordered_map<std::string, std::string> imported_from;  // imported name -> module (or its local name)
+  import_table imports;
   if (request.index != nullptr && src.tree != nullptr && src.lang) {
     symbol_options only_imports;
     only_imports.definitions = false;
@@ -173,32 +185,22 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     if (const std::optional<file_symbols> indexed = request.index->file(path)) {
       for (const definition& d : indexed->definitions) own_names.insert(d.name);
     }
-    std::unordered_map<std::string, std::string> local_modules;  // local name -> module
     std::map<std::string, double> score;  // name -> score (std::map: deterministic order)
     std::vector<std::string> module_files;  // files the imports name, in import order
-    std::set<std::string> seen_files;
+    imports = import_table(*request.index, path, *src.lang, own.imports);
     for (const import_entry& imp : own.imports) {
-      std::string full = imp.module;  // the module that `name` may itself be (from . import util)
       if (!imp.name.empty()) {
-        const bool relative_python = !imp.module.empty() && imp.module.back() == '.';
-        full = imp.module + (relative_python ? "" : imp.module.find('/') != std::string::npos ? "/" : ".") + imp.name;
         imported_from.emplace(imp.name, imp.module);
         score[imp.name] += 3;
-        local_modules.emplace(imp.alias.empty() ? imp.name : imp.alias, full);
-      } else {
-        const std::vector<std::string> segments = module_segments(imp.module);
-        local_modules.emplace(!imp.alias.empty() ? imp.alias : segments.empty() ? imp.module : segments.front(), imp.module);
-      }
-      for (const std::string& m : {imp.module, full}) {
-        for (std::string& f : request.index->files_for_module(m, 4)) {
-          if (f != path && module_files.size() < 16 && seen_files.insert(f).second) module_files.push_back(std::move(f));
-        }
       }
     }
+    // The files the imports resolve to (relative imports against this file's folder).
+    for (const std::string& f : imports.files()) {
+      if (f != path && module_files.size() < 16) module_files.push_back(f);
+    }
     for (const auto& [object, member] : member_accesses(src)) {
-      const auto it = local_modules.find(object);
-      if (it == local_modules.end()) continue;
-      imported_from.emplace(member, it->second);
+      if (imports.module(object) == nullptr) continue;
+      imported_from.emplace(member, object);
       score[member] += 2;
     }
     // What the imported modules define, and the file's other uses of those names.
@@ -270,6 +272,15 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     used_tokens += spent;
   }
 
+  // The definitions the code around the cursor refers to; they get a share of the budget before the
+  // prefix reaches further back (what they leave goes back to the prefix in step 5).
+  std::vector<related_definition> related;
+  if (request.index != nullptr && src.tree != nullptr && src.lang) {
+    related = find_related(src, cursor, *request.index, imports, related_options_of(options_));
+    // What the imports block shows already, unless it is a base class's outline (the block has its header).
+    std::erase_if(related, [&](const related_definition& r) { return !r.outline && taken.count({r.def.path, r.def.def.line}); });
+  }
+
   // 2. Prefix and suffix, cut at statement boundaries within their shares.
   const std::size_t cursor_line = line_start_at(text, cursor);
   const auto cut_prefix = [&](std::size_t max_tokens, std::size_t* tokens) {
@@ -332,7 +343,9 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   std::size_t suffix_tokens = 0;
   const std::size_t suffix_end = cut_suffix(std::min(share(options_.suffix_share), room / 3), &suffix_tokens);
   std::size_t prefix_tokens = 0;
-  std::size_t prefix_start = cut_prefix(std::min(share(options_.prefix_share), room - suffix_tokens), &prefix_tokens);
+  const std::size_t related_reserve = related.empty() ? 0 : std::min(share(options_.related_share), (room - suffix_tokens) / 2);
+  std::size_t prefix_start =
+      cut_prefix(std::min(share(options_.prefix_share), room - suffix_tokens - related_reserve), &prefix_tokens);
 
   // Enclosing definitions whose headers the prefix left out.
   const auto scope_text = [&](std::size_t start) {
@@ -355,56 +368,25 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   std::string scope = scope_text(prefix_start);
   used_tokens += prefix_tokens + suffix_tokens + count_tokens(scope);
 
-  // 3. Definitions of names used near the cursor (nearest first), from the index.
+  // 3. Definitions of the names the code around the cursor uses, best first (related_code).
   std::vector<chosen_def> used;
   const std::size_t window_first_line = count_newlines(text, prefix_start);
   const std::size_t window_last_line = count_newlines(text, suffix_end);
   const std::vector<snippet> recent = request.recent != nullptr ? request.recent->items() : std::vector<snippet>{};
-  if (request.index != nullptr) {
-    std::size_t near_begin = cursor_line;
-    for (std::size_t i = 0; i < options_.near_lines_before && near_begin > 0; ++i) near_begin = line_start_at(text, near_begin - 1);
-    std::size_t near_end = cursor_line_end;
-    for (std::size_t i = 0; i < options_.near_lines_after && near_end < text.size(); ++i) near_end = after_line(text, near_end);
-    std::map<std::string, std::size_t> distance;
-    for (const name_use& use : identifiers_in(src, near_begin, near_end)) {
-      if (use.name.size() < 2) continue;
-      const std::size_t d = use.offset < cursor ? cursor - use.offset : 2 * (use.offset - cursor);
-      auto [it, inserted] = distance.emplace(use.name, d);
-      if (!inserted) it->second = std::min(it->second, d);
-    }
-    std::vector<std::pair<std::size_t, std::string>> ranked;
-    for (const auto& [name, d] : distance) ranked.emplace_back(d, name);
-    std::sort(ranked.begin(), ranked.end());
+  {
     const std::size_t reserve = recent.empty() ? 0 : share(0.1);
     std::set<std::string> files;
-    for (const auto& [d, name] : ranked) {
+    for (const related_definition& r : related) {
       if (used_tokens + reserve >= budget) break;
-      std::vector<indexed_definition> found = request.index->lookup(name, 64);
-      // The file's own definition wins (that is what the name means here); it is only worth showing when
-      // it lies outside the text the prompt already holds.
-      if (const auto own = std::find_if(found.begin(), found.end(), [&](const auto& x) { return x.path == path; });
-          own != found.end()) {
-        if (own->def.end_line >= window_first_line && own->def.line <= window_last_line) continue;
-        indexed_definition keep = std::move(*own);
-        found.assign(1, std::move(keep));
-      }
-      std::erase_if(found, [&](const indexed_definition& x) { return taken.count({x.path, x.def.line}) != 0; });
-      if (found.empty()) continue;
-      const auto module = imported_from.find(name);
-      if (module != imported_from.end()) {
-        // An imported name: only a definition from the module it comes from will do.
-        std::erase_if(found, [&](const indexed_definition& x) { return module_match(x.path, module->second) == 0; });
-        if (found.empty()) continue;
-        std::stable_sort(found.begin(), found.end(), [&](const auto& a, const auto& b) {
-          return module_match(a.path, module->second) > module_match(b.path, module->second);
-        });
-      }
-      if (found.size() > 3 && (module == imported_from.end() || module_match(found[0].path, module->second) == 0)) continue;
-      chosen_def pick{std::move(found.front()), used.size() < options_.full_snippets};
+      const indexed_definition& def = r.def;
+      // The file's own definitions are only worth showing outside the text the prompt already holds.
+      if (def.path == path && def.def.end_line >= window_first_line && def.def.line <= window_last_line) continue;
+      if (!r.outline && taken.count({def.path, def.def.line})) continue;
+      chosen_def pick{def, used.size() < options_.full_snippets};
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (used_tokens + reserve + cost > budget) {
-        if (!pick.full) continue;
+        if (!pick.full || pick.def.def.snippet.empty()) continue;
         pick.full = false;  // the snippet does not fit: try the signature
         cost -= count_tokens(pick.def.def.snippet);
         cost += count_tokens(pick.def.def.signature);

@@ -286,6 +286,11 @@ std::size_t workspace_index::count(std::string_view name) const {
   return it == names_.end() ? 0 : it->second.size();
 }
 
+bool workspace_index::contains(std::string_view path) const {
+  std::shared_lock lock(mutex_);
+  return ids_.count(std::string(path)) != 0;
+}
+
 std::optional<file_symbols> workspace_index::file(std::string_view path) const {
   const std::string rel = relative(path);
   std::shared_lock lock(mutex_);

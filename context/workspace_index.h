@@ -85,6 +85,8 @@ class workspace_index {
   std::vector<indexed_definition> lookup(std::string_view name, std::size_t max = 32) const;
   // How many definitions carry `name` (without copying them).
   std::size_t count(std::string_view name) const;
+  // Whether `path` (relative to the root) is indexed; cheaper than file().
+  bool contains(std::string_view path) const;
   // The symbols of one file, when indexed.
   std::optional<file_symbols> file(std::string_view path) const;
   // Every indexed path, sorted.
