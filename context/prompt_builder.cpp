@@ -39,9 +39,30 @@ std::size_t count_newlines(sv text, std::size_t end) {
 
 struct chosen_def {
   indexed_definition def;
-  bool full = false;  // snippet rather than signature
-  const std::string& text() const { return full && !def.def.snippet.empty() ? def.def.snippet : def.def.signature; }
+  bool full = false;   // snippet rather than signature
+  std::string brief;  // when set, shown instead: the first line alone (an outline entry)
+  const std::string& text() const {
+    if (!brief.empty()) return brief;
+    return full && !def.def.snippet.empty() ? def.def.snippet : def.def.signature;
+  }
 };
+
+// An outline entry: the definition's first line, without a block opener ("def f(a, b):", "function f(x)").
+std::string outline_line(const definition& d) {
+  std::string_view line = d.first_line;
+  if (line.ends_with("{")) line = trim_right(line.substr(0, line.size() - 1));
+  return std::string(line) + "\n";
+}
+
+// The order a module's outline shows its definitions in: public functions and classes, then types, then
+// private ones, then constants; file order within each.
+int outline_rank(const definition& d) {
+  const bool callable = d.kind == def_kind::function || d.kind == def_kind::class_;
+  const bool hidden = d.name.starts_with("_");
+  if (d.kind == def_kind::constant) return 3;
+  if (hidden) return 2;
+  return callable ? 0 : 1;
+}
 
 // One block per file, files in path order, definitions in line order: the text depends only on the set.
 std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chosen_def> defs) {
@@ -170,7 +191,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
 
   // 1. Definitions of imported names: chosen from the file's imports and the index alone (not the cursor).
   //    Ranked: names imported by name, then `module.member` uses, then other names of the file that an
-  //    imported module defines; what budget is left shows the imported modules' outlines (signatures in
+  //    imported module defines; what budget is left shows the imported modules' outlines (first lines,
   //    file order), so a call about to be typed can find its callee.
   std::vector<chosen_def> imported;
   std::set<std::pair<std::string, std::uint32_t>> taken;  // (path, line) of chosen definitions
@@ -198,11 +219,17 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     for (const std::string& f : imports.files()) {
       if (f != path && module_files.size() < 16) module_files.push_back(f);
     }
+    std::map<std::string, int> file_uses;  // module file -> `module.member` uses in the file
     for (const auto& [object, member] : member_accesses(src)) {
-      if (imports.module(object) == nullptr) continue;
+      const std::vector<std::string>* files_of = imports.module(object);
+      if (files_of == nullptr) continue;
       imported_from.emplace(member, object);
       score[member] += 2;
+      for (const std::string& f : *files_of) ++file_uses[f];
     }
+    // The modules the file uses most show their outlines first.
+    std::stable_sort(module_files.begin(), module_files.end(),
+                     [&](const std::string& a, const std::string& b) { return file_uses[a] > file_uses[b]; });
     // What the imported modules define, and the file's other uses of those names.
     std::unordered_map<std::string, indexed_definition> exported;
     std::vector<std::vector<indexed_definition>> outlines;  // per module file
@@ -215,6 +242,9 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         if (d.kind != def_kind::method) outlines.back().push_back(entry);
         exported.emplace(d.name, std::move(entry));
       }
+      std::stable_sort(outlines.back().begin(), outlines.back().end(), [](const auto& a, const auto& b) {
+        return outline_rank(a.def) < outline_rank(b.def);
+      });
     }
     // Round robin over the modules, so one large module does not crowd out the others.
     std::vector<indexed_definition> outline;
@@ -237,9 +267,10 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     const std::size_t cap = share(options_.imports_share);
     std::set<std::string> files;
     std::size_t spent = 0;
-    const auto try_add = [&](indexed_definition def) {
+    const auto try_add = [&](indexed_definition def, bool brief) {
       if (taken.count({def.path, def.def.line})) return;
-      chosen_def pick{std::move(def), false};
+      chosen_def pick{std::move(def), false, {}};
+      if (brief) pick.brief = outline_line(pick.def.def);
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (spent + cost > cap) return;
@@ -252,7 +283,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       if (spent >= cap) break;
       if (own_names.count(name)) continue;
       if (const auto it = exported.find(name); it != exported.end()) {
-        try_add(it->second);
+        try_add(it->second, false);
         continue;
       }
       std::vector<indexed_definition> found = request.index->lookup(name, 64);
@@ -263,11 +294,11 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         return module_match(x.path, module) > module_match(y.path, module);
       });
       if (found.size() > 1 && module_match(found[0].path, module) == 0) continue;  // ambiguous
-      try_add(std::move(found.front()));
+      try_add(std::move(found.front()), false);
     }
     for (indexed_definition& def : outline) {
       if (spent >= cap) break;
-      if (!own_names.count(def.def.name)) try_add(std::move(def));
+      if (!own_names.count(def.def.name)) try_add(std::move(def), /*brief=*/true);
     }
     used_tokens += spent;
   }
@@ -382,7 +413,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       // The file's own definitions are only worth showing outside the text the prompt already holds.
       if (def.path == path && def.def.end_line >= window_first_line && def.def.line <= window_last_line) continue;
       if (!r.outline && taken.count({def.path, def.def.line})) continue;
-      chosen_def pick{def, used.size() < options_.full_snippets};
+      chosen_def pick{def, used.size() < options_.full_snippets, {}};
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (used_tokens + reserve + cost > budget) {
