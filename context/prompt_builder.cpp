@@ -202,10 +202,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     only_imports.definitions = false;
     const file_symbols own = extract_symbols(*src.lang, text, src.tree, only_imports);
     // Names the file defines itself are not imported, whatever else defines them too.
-    std::set<std::string> own_names;
-    if (const std::optional<file_symbols> indexed = request.index->file(path)) {
-      for (const definition& d : indexed->definitions) own_names.insert(d.name);
-    }
+
     std::map<std::string, double> score;  // name -> score (std::map: deterministic order)
     std::vector<std::string> module_files;  // files the imports name, in import order
     imports = import_table(*request.index, path, *src.lang, own.imports);
@@ -213,6 +210,14 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       if (!imp.name.empty()) {
         imported_from.emplace(imp.name, imp.module);
         score[imp.name] += 3;
+      }
+    }
+    // Names the file defines itself are not imported, whatever else defines them too (but the constant a
+    // `const X = require(...)` defines is the import).
+    std::set<std::string> own_names;
+    if (const std::optional<file_symbols> indexed = request.index->file(path)) {
+      for (const definition& d : indexed->definitions) {
+        if (imports.module(d.name) == nullptr && imports.name(d.name) == nullptr) own_names.insert(d.name);
       }
     }
     // The files the imports resolve to (relative imports against this file's folder).

@@ -498,6 +498,13 @@ class resolver {
     }
     std::vector<indexed_definition> found = named(name, options_.max_candidates * 4);
     if (found.empty()) return std::nullopt;
+    // A module bound to the name (`const Base = require('./base')`, a default import): the definition of
+    // that name in it, before the binding itself (which the file defines as a constant).
+    if (const std::vector<std::string>* files = imports_.module(name)) {
+      for (indexed_definition& d : found) {
+        if (std::find(files->begin(), files->end(), d.path) != files->end()) return std::pair{std::move(d), relation::imported};
+      }
+    }
     for (indexed_definition& d : found) {
       if (d.path == path_) return std::pair{std::move(d), relation::local};
     }

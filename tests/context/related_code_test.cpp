@@ -163,6 +163,18 @@ TEST(FindRelated, NearerUsesRankFirstAndTheOrderIsStable) {
   EXPECT_EQ(related(index, "main.py", language::python, code), r);
 }
 
+TEST(FindRelated, ClassBoundByRequireIsTheBaseClass) {
+  workspace_index index;
+  index.update_file("lib/base-cmd.js",
+                    "class BaseCommand {\n  async setWorkspaces() {\n    return 1\n  }\n}\nmodule.exports = BaseCommand\n");
+  const std::string code =
+      "const BaseCommand = require('../base-cmd.js')\n\nclass Publish extends BaseCommand {\n  async exec(args) {\n    |\n  }\n}\n";
+  // The edited file is indexed too: its `const BaseCommand` is the binding, not the class.
+  index.update_file("lib/commands/publish.js", with_cursor(code).first);
+  EXPECT_EQ(related(index, "lib/commands/publish.js", language::javascript, code),
+            std::vector<std::string>{"base_class lib/base-cmd.js:BaseCommand"});
+}
+
 TEST(FindRelated, PlainTextAndNoIndexHitsGiveNothing) {
   workspace_index index;
   document doc = document::from_path("notes.txt", "call helper here\n");
