@@ -288,7 +288,8 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       if (spent >= cap) break;
       if (own_names.count(name)) continue;
       if (const auto it = exported.find(name); it != exported.end()) {
-        try_add(it->second, false);
+        // Imported by name or used as module.member: the signature; only used elsewhere: the first line.
+        try_add(it->second, /*brief=*/-negative < 2);
         continue;
       }
       std::vector<indexed_definition> found = request.index->lookup(name, 64);
