@@ -483,28 +483,48 @@ class resolver {
     return std::find(imports_.files().begin(), imports_.files().end(), d.path) != imports_.files().end();
   }
 
+  // The definition of `name` in one of `files`, or in a file one of them re-exports it from (`from .case
+  // import TestCase` in a package's __init__.py, `export { map } from './map'` in an index.ts).
+  std::optional<indexed_definition> defined_in(const std::string& name, const std::vector<std::string>& files) const {
+    std::vector<indexed_definition> found = named(name, 64);
+    if (found.empty()) return std::nullopt;
+    const auto in = [](const std::vector<std::string>& list, const std::string& f) {
+      return std::find(list.begin(), list.end(), f) != list.end();
+    };
+    for (indexed_definition& d : found) {
+      if (in(files, d.path)) return std::move(d);
+    }
+    for (const std::string& f : files) {
+      const std::optional<language> lang = language_from_path(f);
+      const std::optional<file_symbols> symbols = lang ? index_.file(f) : std::nullopt;
+      if (!symbols) continue;
+      for (const import_entry& imp : symbols->imports) {
+        if (imp.name != name && imp.alias != name) continue;
+        const std::vector<std::string> from = resolve_module(index_, f, *lang, imp.module);
+        for (indexed_definition& d : found) {
+          if (in(from, d.path) && d.def.name == (imp.name.empty() ? name : imp.name)) return std::move(d);
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
   // A plain name: imported by name, the file's own, from an imported file, a neighbour, or nearly unique.
   std::optional<std::pair<indexed_definition, relation>> plain(const std::string& name) const {
     if (const import_table::bound_name* bound = imports_.name(name)) {
-      std::vector<indexed_definition> found = named(bound->original, 64);
-      for (indexed_definition& d : found) {
-        if (std::find(bound->files.begin(), bound->files.end(), d.path) != bound->files.end()) {
-          return std::pair{std::move(d), relation::imported};
-        }
-      }
-      // Re-exported through a package (__init__.py, index.ts): the name's only definition will do.
+      if (auto d = defined_in(bound->original, bound->files)) return std::pair{std::move(*d), relation::imported};
+      // Re-exported some other way: the name's only definition will do.
+      std::vector<indexed_definition> found = named(bound->original, 2);
       if (found.size() == 1) return std::pair{std::move(found.front()), relation::imported};
       return std::nullopt;
     }
-    std::vector<indexed_definition> found = named(name, options_.max_candidates * 4);
-    if (found.empty()) return std::nullopt;
     // A module bound to the name (`const Base = require('./base')`, a default import): the definition of
     // that name in it, before the binding itself (which the file defines as a constant).
     if (const std::vector<std::string>* files = imports_.module(name)) {
-      for (indexed_definition& d : found) {
-        if (std::find(files->begin(), files->end(), d.path) != files->end()) return std::pair{std::move(d), relation::imported};
-      }
+      if (auto d = defined_in(name, *files)) return std::pair{std::move(*d), relation::imported};
     }
+    std::vector<indexed_definition> found = named(name, options_.max_candidates * 4);
+    if (found.empty()) return std::nullopt;
     for (indexed_definition& d : found) {
       if (d.path == path_) return std::pair{std::move(d), relation::local};
     }
@@ -528,10 +548,7 @@ class resolver {
   std::optional<indexed_definition> module_member(const std::string& object, const std::string& name) const {
     const std::vector<std::string>* files = imports_.module(object);
     if (files == nullptr) return std::nullopt;
-    for (indexed_definition& d : named(name, 64)) {
-      if (std::find(files->begin(), files->end(), d.path) != files->end()) return std::move(d);
-    }
-    return std::nullopt;
+    return defined_in(name, *files);
   }
 
   // A member of a class definition (by line range), from its file's definitions.

@@ -175,6 +175,21 @@ TEST(FindRelated, ClassBoundByRequireIsTheBaseClass) {
             std::vector<std::string>{"base_class lib/base-cmd.js:BaseCommand"});
 }
 
+TEST(FindRelated, ReexportsThroughPackagesAndBarrels) {
+  workspace_index index;
+  index.update_file("unittest/__init__.py", "from .case import TestCase\n");
+  index.update_file("unittest/case.py", "class TestCase:\n    def assertEqual(self, a, b):\n        pass\n");
+  index.update_file("other/case.py", "class TestCase:\n    def check(self):\n        pass\n");
+  const std::vector<std::string> py = related(index, "test_x.py", language::python,
+                                              "import unittest\n\nclass T(unittest.TestCase):\n    def test(self):\n        |\n");
+  EXPECT_EQ(py, std::vector<std::string>{"base_class unittest/case.py:TestCase"});
+  index.update_file("src/index.ts", "export { map } from './operators/map';\n");
+  index.update_file("src/operators/map.ts", "export function map(f: any) {\n  return f;\n}\n");
+  index.update_file("src/legacy/map.ts", "export function map(g: any) {\n  return g;\n}\n");
+  EXPECT_TRUE(has(related(index, "app.ts", language::typescript, "import { map } from './src';\nconst y = map(1);\n|\n"),
+                  "imported src/operators/map.ts:map"));
+}
+
 TEST(FindRelated, PlainTextAndNoIndexHitsGiveNothing) {
   workspace_index index;
   document doc = document::from_path("notes.txt", "call helper here\n");
