@@ -54,14 +54,17 @@ std::string outline_line(const definition& d) {
   return std::string(line) + "\n";
 }
 
-// The order a module's outline shows its definitions in: public functions and classes, then types, then
-// private ones, then constants; file order within each.
-int outline_rank(const definition& d) {
-  const bool callable = d.kind == def_kind::function || d.kind == def_kind::class_;
-  const bool hidden = d.name.starts_with("_");
-  if (d.kind == def_kind::constant) return 3;
-  if (hidden) return 2;
-  return callable ? 0 : 1;
+// The order a module's outline shows its definitions in: functions, classes and types before constants;
+// within those, the names the workspace refers to most first (public before private when equal), then
+// file order.
+struct outline_key {
+  bool constant;
+  std::int64_t popularity;  // negated references
+  bool hidden;
+  friend auto operator<=>(const outline_key&, const outline_key&) = default;
+};
+outline_key outline_rank(const definition& d, const workspace_index& index) {
+  return {d.kind == def_kind::constant, -static_cast<std::int64_t>(index.references(d.name)), d.name.starts_with("_")};
 }
 
 // One block per file, files in path order, definitions in line order: the text depends only on the set.
@@ -247,11 +250,15 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         if (d.kind != def_kind::method) outlines.back().push_back(entry);
         exported.emplace(d.name, std::move(entry));
       }
-      std::stable_sort(outlines.back().begin(), outlines.back().end(), [](const auto& a, const auto& b) {
-        return outline_rank(a.def) < outline_rank(b.def);
-      });
+      std::vector<std::pair<outline_key, std::size_t>> order;
+      for (std::size_t k = 0; k < outlines.back().size(); ++k) order.emplace_back(outline_rank(outlines.back()[k].def, *request.index), k);
+      std::stable_sort(order.begin(), order.end());
+      std::vector<indexed_definition> sorted;
+      for (const auto& [key, k] : order) sorted.push_back(std::move(outlines.back()[k]));
+      outlines.back() = std::move(sorted);
     }
-    // Round robin over the modules, so one large module does not crowd out the others.
+    // Round robin over the modules, so one large module does not crowd out the others. (Giving the modules
+    // the file uses more a larger share per round did worse: their used names are ranked above already.)
     std::vector<indexed_definition> outline;
     for (std::size_t k = 0, added = 1; added != 0; ++k) {
       added = 0;

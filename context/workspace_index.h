@@ -38,6 +38,7 @@ struct index_options {
   std::uint64_t max_total_bytes = 64u << 20;  // memory for stored symbols
   std::size_t max_files = 100000;
   unsigned threads = 2;                       // parse threads of the initial build
+  bool count_references = true;               // how often each name is referred to (references())
   symbol_options symbols;
 };
 
@@ -85,6 +86,9 @@ class workspace_index {
   std::vector<indexed_definition> lookup(std::string_view name, std::size_t max = 32) const;
   // How many definitions carry `name` (without copying them).
   std::size_t count(std::string_view name) const;
+  // How often the indexed files refer to `name` (identifier occurrences, the definitions' own names
+  // included): how popular a module's function is, for ordering an outline. 0 without count_references.
+  std::uint32_t references(std::string_view name) const;
   // Whether `path` (relative to the root) is indexed; cheaper than file().
   bool contains(std::string_view path) const;
   // The symbols of one file, when indexed.
@@ -101,14 +105,16 @@ class workspace_index {
   std::string relative(std::string_view path) const;
 
  private:
+  using reference_counts = std::vector<std::pair<std::string, std::uint32_t>>;  // name -> occurrences
   struct file_entry {
     std::string path;
     language lang;
     file_symbols symbols;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> references;  // (name id, occurrences)
   };
   void build(std::stop_token stop, std::filesystem::path root);
   // Stores `symbols` for `path` under the memory budget; returns false when dropped.
-  bool store(std::string path, language lang, file_symbols symbols);
+  bool store(std::string path, language lang, file_symbols symbols, reference_counts references);
   void erase_locked(std::uint32_t id);
 
   index_options options_;
@@ -119,6 +125,8 @@ class workspace_index {
   std::unordered_map<std::string, std::uint32_t> ids_;  // path -> file id
   std::unordered_map<std::string, std::vector<std::pair<std::uint32_t, std::uint32_t>>> names_;  // -> (file, def)
   std::unordered_map<std::string, std::vector<std::uint32_t>> stems_;  // file stem (or package folder) -> files
+  std::unordered_map<std::string, std::uint32_t> reference_ids_;  // name -> id into reference_totals_
+  std::vector<std::uint32_t> reference_totals_;
   index_stats stats_;
   std::jthread builder_;
 };

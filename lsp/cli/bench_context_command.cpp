@@ -2,7 +2,8 @@
 //
 // Indexes the workspace, then samples call sites whose callee is a function or method defined exactly once
 // in the workspace, in another file (so finding it takes the index, and "the right definition" is not
-// ambiguous), and which really call it (find_call_sites: not a builtin of the same name). For each, the call's line is emptied (its indentation kept) and the cursor put there, as if
+// ambiguous), and which really call it (find_call_sites: not a builtin of the same name). While a sample is
+// measured, the index holds its file without the hidden line, as the editor's index would. For each, the call's line is emptied (its indentation kept) and the cursor put there, as if
 // the user were about to type the call; the prompt is built at each budget and counts as a hit when the
 // callee's first line (less an opening brace) appears in a context block (imports, used, snippet). Build time is the builder's
 // call alone (in the server the tree is already up to date when a request comes).
@@ -238,6 +239,9 @@ int run_bench_context(args_view args) {
     const std::string hidden = original.substr(0, site.line_start + indent) + original.substr(site.line_end);
     context::document doc(site.path, site.lang, hidden);
     const context::source_view view = doc.view();
+    // As in the editor, the index holds the file as it is being edited: without the hidden line (so the
+    // reference counts cannot see the call either). The original goes back after this sample.
+    index.update_file(site.path, hidden, view.tree);
     for (std::size_t k = 0; k < budgets.size(); ++k) {
       const auto start = std::chrono::steady_clock::now();
       result<context::prompt> prompt = builders[k].build({view, site.line_start + indent, &index, nullptr});
@@ -261,6 +265,7 @@ int run_bench_context(args_view args) {
         t->ms.push_back(ms);
       }
     }
+    index.update_file(site.path, original);
   }
 
   if (as_json) {
