@@ -54,19 +54,6 @@ std::string outline_line(const definition& d) {
   return std::string(line) + "\n";
 }
 
-// The order a module's outline shows its definitions in: functions, classes and types before constants;
-// within those, the names the workspace refers to most first (public before private when equal), then
-// file order.
-struct outline_key {
-  bool constant;
-  std::int64_t popularity;  // negated references
-  bool hidden;
-  friend auto operator<=>(const outline_key&, const outline_key&) = default;
-};
-outline_key outline_rank(const definition& d, const workspace_index& index) {
-  return {d.kind == def_kind::constant, -static_cast<std::int64_t>(index.references(d.name)), d.name.starts_with("_")};
-}
-
 // One block per file, files in path order, definitions in line order: the text depends only on the set.
 std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chosen_def> defs) {
   std::sort(defs.begin(), defs.end(), [](const chosen_def& a, const chosen_def& b) {
@@ -240,22 +227,14 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
                      [&](const std::string& a, const std::string& b) { return file_uses[a] > file_uses[b]; });
     // What the imported modules define, and the file's other uses of those names.
     std::unordered_map<std::string, indexed_definition> exported;
-    std::vector<std::vector<indexed_definition>> outlines;  // per module file
+    std::vector<std::vector<indexed_definition>> outlines;  // per module file, in outline order
     for (const std::string& f : module_files) {
       const std::optional<file_symbols> symbols = request.index->file(f);
       if (!symbols) continue;
-      outlines.emplace_back();
       for (const definition& d : symbols->definitions) {
-        indexed_definition entry{f, language_from_path(f).value_or(language::python), d};
-        if (d.kind != def_kind::method) outlines.back().push_back(entry);
-        exported.emplace(d.name, std::move(entry));
+        exported.emplace(d.name, indexed_definition{f, language_from_path(f).value_or(language::python), d});
       }
-      std::vector<std::pair<outline_key, std::size_t>> order;
-      for (std::size_t k = 0; k < outlines.back().size(); ++k) order.emplace_back(outline_rank(outlines.back()[k].def, *request.index), k);
-      std::stable_sort(order.begin(), order.end());
-      std::vector<indexed_definition> sorted;
-      for (const auto& [key, k] : order) sorted.push_back(std::move(outlines.back()[k]));
-      outlines.back() = std::move(sorted);
+      outlines.push_back(request.index->outline(f, 200));
     }
     // Round robin over the modules, so one large module does not crowd out the others. (Giving the modules
     // the file uses more a larger share per round did worse: their used names are ranked above already.)
@@ -420,13 +399,14 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   {
     const std::size_t reserve = recent.empty() ? 0 : share(0.1);
     std::set<std::string> files;
+    std::size_t full_picks = 0;
     for (const related_definition& r : related) {
       if (used_tokens + reserve >= budget) break;
       const indexed_definition& def = r.def;
       // The file's own definitions are only worth showing outside the text the prompt already holds.
       if (def.path == path && def.def.end_line >= window_first_line && def.def.line <= window_last_line) continue;
       if (!r.outline && taken.count({def.path, def.def.line})) continue;
-      chosen_def pick{def, used.size() < options_.full_snippets, {}};
+      chosen_def pick{def, !r.brief && full_picks < options_.full_snippets, r.brief ? outline_line(def.def) : std::string()};
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (used_tokens + reserve + cost > budget) {
@@ -439,6 +419,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       used_tokens += cost;
       files.insert(pick.def.path);
       taken.emplace(pick.def.path, pick.def.def.line);
+      full_picks += pick.full;
       used.push_back(std::move(pick));
     }
   }

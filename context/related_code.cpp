@@ -571,6 +571,15 @@ class resolver {
     return found;
   }
 
+  // A module's top-level definitions in outline order (workspace_index::outline), at most `max` per file.
+  std::vector<indexed_definition> module_outline(const std::vector<std::string>& files, std::size_t max) const {
+    std::vector<indexed_definition> out;
+    for (const std::string& f : files) {
+      for (indexed_definition& d : index_.outline(f, max)) out.push_back(std::move(d));
+    }
+    return out;
+  }
+
   // The outline of a class: its first line and each member's first line, as one definition.
   indexed_definition outline(const indexed_definition& klass) const {
     indexed_definition out = klass;
@@ -639,16 +648,18 @@ std::vector<related_definition> find_related(const source_view& src, std::size_t
 
   const resolver resolve(src, index, imports, options);
   std::map<std::pair<std::string, std::uint32_t>, std::size_t> at;  // (path, line) -> index in out
-  const auto add = [&](indexed_definition def, relation why, double score, std::size_t count, bool outline = false) {
+  const auto add = [&](indexed_definition def, relation why, double score, std::size_t count, bool outline = false,
+                       bool brief = false) {
     const auto key = std::make_pair(def.path, def.def.line);
     if (const auto it = at.find(key); it != at.end()) {
       related_definition& r = out[it->second];
       r.score = std::max(r.score, score) + 0.1;
       r.uses += count;
+      r.brief = r.brief && brief;
       return;
     }
     at.emplace(key, out.size());
-    out.push_back({std::move(def), why, score, count, outline});
+    out.push_back({std::move(def), why, score, count, outline, brief});
   };
 
   // Base classes of the enclosing class, when they live in another file.
@@ -704,6 +715,21 @@ std::vector<related_definition> find_related(const source_view& src, std::size_t
     if (stats.called || stats.type) score += 0.5;
     score += 0.2 * static_cast<double>(std::min<std::size_t>(stats.count - 1, 5));
     add(std::move(*def), why, score, stats.count);
+  }
+
+  // Modules used near the cursor: their most used definitions, as first lines, below everything used.
+  std::map<std::string, std::size_t> module_distance;  // local module name -> nearest use
+  for (const auto& [key, stats] : uses) {
+    if (key.object.empty() || imports.module(key.object) == nullptr) continue;
+    const auto [it, fresh] = module_distance.emplace(key.object, stats.distance);
+    if (!fresh) it->second = std::min(it->second, stats.distance);
+  }
+  for (const auto& [object, distance] : module_distance) {
+    double score = 1.0 + 1.0 / (1.0 + static_cast<double>(distance) / 8.0);
+    for (indexed_definition& d : resolve.module_outline(*imports.module(object), options.module_outline)) {
+      add(std::move(d), relation::imported, score, 0, false, /*brief=*/true);
+      score -= 0.001;  // keep the outline's order
+    }
   }
 
   std::sort(out.begin(), out.end(), [](const related_definition& a, const related_definition& b) {

@@ -13,7 +13,8 @@
 //    classes, a definition of an imported file (C includes), a file in the same folder, a name defined
 //    once in the workspace. When the cursor is in a method whose class derives from a class defined in
 //    another file, that class's outline (its members' first lines) is added too: it holds the `self.x()`
-//    about to be typed.
+//    about to be typed. So are the most used definitions of each module the code around the cursor
+//    uses (`os.path.exists` next to `os.path.join`), ranked below everything actually used.
 // Results are ranked: nearer uses, calls and imported names first; ties by path and line, so the same
 // code gives the same list.
 //
@@ -78,13 +79,16 @@ struct related_definition {
   double score = 0;   // higher first
   std::size_t uses = 0;  // uses in the searched region (0: predicted, not used)
   bool outline = false;  // a base class shown as its members' first lines (def.snippet == def.signature)
+  bool brief = false;    // predicted from a module used nearby: worth its first line only
 };
+
 
 struct related_options {
   std::size_t lines_before = 60;      // searched before the cursor, or the enclosing function if longer...
   std::size_t max_lines_before = 200;  // ... up to this many lines
   std::size_t lines_after = 10;
-  std::size_t max_results = 32;
+  std::size_t max_results = 48;
+  std::size_t module_outline = 12;  // per module used near the cursor: its most used other definitions
   std::size_t max_candidates = 8;  // a name with more definitions than this (and none preferred) is skipped
 };
 

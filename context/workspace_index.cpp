@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 #include <tree_sitter/api.h>
@@ -352,8 +353,35 @@ bool workspace_index::contains(std::string_view path) const {
 
 std::uint32_t workspace_index::references(std::string_view name) const {
   std::shared_lock lock(mutex_);
+  return references_locked(name);
+}
+
+std::uint32_t workspace_index::references_locked(std::string_view name) const {
   const auto it = reference_ids_.find(std::string(name));
   return it == reference_ids_.end() ? 0 : reference_totals_[it->second];
+}
+
+std::vector<indexed_definition> workspace_index::outline(std::string_view path, std::size_t max) const {
+  const std::string rel = relative(path);
+  std::shared_lock lock(mutex_);
+  const auto it = ids_.find(rel);
+  if (it == ids_.end()) return {};
+  const file_entry& entry = *files_[it->second];
+  // (constant, negated references, private, position): sorted, the first `max` are copied out.
+  using key = std::tuple<bool, std::int64_t, bool, std::size_t>;
+  std::vector<key> order;
+  for (std::size_t k = 0; k < entry.symbols.definitions.size(); ++k) {
+    const definition& d = entry.symbols.definitions[k];
+    if (d.kind == def_kind::method) continue;
+    order.emplace_back(d.kind == def_kind::constant, -static_cast<std::int64_t>(references_locked(d.name)),
+                       d.name.starts_with("_"), k);
+  }
+  std::sort(order.begin(), order.end());
+  std::vector<indexed_definition> out;
+  for (std::size_t k = 0; k < order.size() && k < max; ++k) {
+    out.push_back(indexed_definition{entry.path, entry.lang, entry.symbols.definitions[std::get<3>(order[k])]});
+  }
+  return out;
 }
 
 std::optional<file_symbols> workspace_index::file(std::string_view path) const {

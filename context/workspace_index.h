@@ -91,6 +91,9 @@ class workspace_index {
   std::uint32_t references(std::string_view name) const;
   // Whether `path` (relative to the root) is indexed; cheaper than file().
   bool contains(std::string_view path) const;
+  // A file's top-level definitions (methods left out) in outline order, at most `max`: functions, classes
+  // and types before constants, the most referred to first, public before private, then file order.
+  std::vector<indexed_definition> outline(std::string_view path, std::size_t max) const;
   // The symbols of one file, when indexed.
   std::optional<file_symbols> file(std::string_view path) const;
   // Every indexed path, sorted.
@@ -116,6 +119,7 @@ class workspace_index {
   // Stores `symbols` for `path` under the memory budget; returns false when dropped.
   bool store(std::string path, language lang, file_symbols symbols, reference_counts references);
   void erase_locked(std::uint32_t id);
+  std::uint32_t references_locked(std::string_view name) const;
 
   index_options options_;
   mutable std::shared_mutex mutex_;
