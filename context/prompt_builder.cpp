@@ -54,6 +54,49 @@ std::string outline_line(const definition& d) {
   return std::string(line) + "\n";
 }
 
+// The file's words, counted, and its `object.member` (or `object::member`) pairs whose object is a plain
+// word: one lexical pass, far cheaper than walking a large tree twice, for the imports block's scores
+// (a word in a string or a comment counts too, which only nudges a score).
+struct word_scan {
+  std::unordered_map<std::string_view, int> counts;
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+};
+word_scan scan_words(sv text) {
+  word_scan out;
+  const std::size_t n = text.size();
+  const auto separator_before = [&](std::size_t at) {
+    while (at > 0 && (text[at - 1] == ' ' || text[at - 1] == '\t')) --at;
+    return at > 0 && (text[at - 1] == '.' || (at > 1 && text[at - 1] == ':' && text[at - 2] == ':'));
+  };
+  for (std::size_t i = 0; i < n;) {
+    if (!is_identifier_char(text[i])) {
+      ++i;
+      continue;
+    }
+    const std::size_t start = i;
+    while (i < n && is_identifier_char(text[i])) ++i;
+    if (text[start] >= '0' && text[start] <= '9') continue;
+    const sv word = text.substr(start, i - start);
+    ++out.counts[word];
+    std::size_t j = i;
+    while (j < n && (text[j] == ' ' || text[j] == '\t')) ++j;
+    if (j < n && text[j] == '.' && (j + 1 >= n || text[j + 1] != '.')) {
+      ++j;
+    } else if (j + 1 < n && text[j] == ':' && text[j + 1] == ':') {
+      j += 2;
+    } else {
+      continue;
+    }
+    while (j < n && (text[j] == ' ' || text[j] == '\t')) ++j;
+    std::size_t k = j;
+    while (k < n && is_identifier_char(text[k])) ++k;
+    if (k > j && !(text[j] >= '0' && text[j] <= '9') && !separator_before(start)) {
+      out.members.emplace_back(word, text.substr(j, k - j));
+    }
+  }
+  return out;
+}
+
 // One block per file, files in path order, definitions in line order: the text depends only on the set.
 std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chosen_def> defs) {
   std::sort(defs.begin(), defs.end(), [](const chosen_def& a, const chosen_def& b) {
@@ -214,12 +257,13 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     for (const std::string& f : imports.files()) {
       if (f != path && module_files.size() < 16) module_files.push_back(f);
     }
+    const word_scan words = scan_words(text.substr(0, std::min<std::size_t>(text.size(), 512u << 10)));
     std::map<std::string, int> file_uses;  // module file -> `module.member` uses in the file
-    for (const auto& [object, member] : member_accesses(src)) {
+    for (const auto& [object, member] : words.members) {
       const std::vector<std::string>* files_of = imports.module(object);
       if (files_of == nullptr) continue;
       imported_from.emplace(member, object);
-      score[member] += 2;
+      score[std::string(member)] += 2;
       for (const std::string& f : *files_of) ++file_uses[f];
     }
     // The modules the file uses most show their outlines first.
@@ -245,12 +289,8 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         if (k < o.size()) outline.push_back(std::move(o[k])), ++added;
       }
     }
-    if (text.size() <= (512u << 10)) {
-      std::map<std::string, int> uses;
-      for (const name_use& use : identifiers_in(src, 0, text.size())) {
-        if (exported.count(use.name)) ++uses[use.name];
-      }
-      for (const auto& [name, n] : uses) score[name] += 1 + 0.1 * std::min(n, 9);
+    for (const auto& [word, n] : words.counts) {
+      if (const auto it = exported.find(std::string(word)); it != exported.end()) score[it->first] += 1 + 0.1 * std::min(n, 9);
     }
     std::vector<std::pair<double, std::string>> ranked;
     for (const auto& [name, s] : score) ranked.emplace_back(-s, name);
