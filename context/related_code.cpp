@@ -385,7 +385,6 @@ void collect_uses(const source_view& src, std::size_t begin, std::size_t end, st
   for (;;) {
     const TSNode node = ts_tree_cursor_current_node(&walker);
     const bool overlap = ts_node_start_byte(node) < end && ts_node_end_byte(node) > begin;
-    bool descend = overlap;
     if (overlap) {
       const sv type = ts_node_type(node);
       if (std::find(member_types.begin(), member_types.end(), type) != member_types.end()) {
@@ -400,7 +399,8 @@ void collect_uses(const source_view& src, std::size_t begin, std::size_t end, st
         record("", node, type.find("type_identifier") != sv::npos);
       }
     }
-    if (descend && ts_tree_cursor_goto_first_child(&walker)) continue;
+    // Straight to the first child that reaches the region: a long file's earlier siblings are skipped.
+    if (overlap && ts_tree_cursor_goto_first_child_for_byte(&walker, static_cast<uint32_t>(begin)) >= 0) continue;
     bool moved = false;
     while (!(moved = ts_tree_cursor_goto_next_sibling(&walker))) {
       if (!ts_tree_cursor_goto_parent(&walker)) break;
