@@ -103,13 +103,15 @@ std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chose
     return a.def.path != b.def.path ? a.def.path < b.def.path : a.def.def.line < b.def.def.line;
   });
   std::vector<std::pair<std::string, std::string>> files;
+  const chosen_def* previous = nullptr;
   for (const chosen_def& d : defs) {
     if (files.empty() || files.back().first != d.def.path) {
       files.emplace_back(d.def.path, std::string());
-    } else {
-      files.back().second.push_back('\n');
+    } else if (previous->brief.empty() || d.brief.empty()) {
+      files.back().second.push_back('\n');  // a blank line around a signature or snippet; outlines stay tight
     }
     files.back().second.append(d.text());
+    previous = &d;
   }
   return files;
 }
@@ -318,6 +320,9 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         try_add(it->second, /*brief=*/-negative < 2);
         continue;
       }
+      // Not defined where the imports lead. A name imported by name may be re-exported some other way;
+      // a module's member that the module does not define here (os.major is C) is nobody else's.
+      if (imports.name(name) == nullptr) continue;
       std::vector<indexed_definition> found = request.index->lookup(name, 64);
       std::erase_if(found, [&](const indexed_definition& d) { return d.path == path; });
       if (found.empty()) continue;

@@ -683,6 +683,8 @@ std::vector<related_definition> find_related(const source_view& src, std::size_t
       if (auto found = resolve.plain(key.name)) def = std::move(found->first), why = found->second;
     } else if (auto member = resolve.module_member(key.object, key.name)) {
       def = std::move(member), why = relation::imported;
+    } else if (imports.module(key.object) != nullptr) {
+      continue;  // a member the imported module does not define in the workspace (os.major is C): no guess
     } else if (is_self(key.object) || key.object.starts_with("self.") || key.object.starts_with("this.")) {
       if (is_self(key.object)) {
         for (const indexed_definition& b : bases) {

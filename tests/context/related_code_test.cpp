@@ -190,6 +190,15 @@ TEST(FindRelated, ReexportsThroughPackagesAndBarrels) {
                   "imported src/operators/map.ts:map"));
 }
 
+TEST(FindRelated, AMemberTheModuleDoesNotDefineIsNotGuessed) {
+  workspace_index index;
+  index.update_file("os.py", "def getcwd():\n    pass\n");
+  index.update_file("email/header.py", "class Version:\n    def major(self):\n        pass\n");
+  const std::vector<std::string> r = related(index, "tar.py", language::python, "import os\nos.major(1)\nos.getcwd()\n|\n");
+  EXPECT_TRUE(has(r, "imported os.py:getcwd")) << testing::PrintToString(r);
+  EXPECT_FALSE(std::any_of(r.begin(), r.end(), [](const std::string& s) { return s.ends_with(":major"); }));
+}
+
 TEST(FindRelated, PlainTextAndNoIndexHitsGiveNothing) {
   workspace_index index;
   document doc = document::from_path("notes.txt", "call helper here\n");
