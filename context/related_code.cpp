@@ -696,7 +696,10 @@ std::vector<related_definition> find_related(const source_view& src, std::size_t
       }
       if (!def) {
         std::vector<indexed_definition> found = resolve.named(key.name, 2);
-        if (found.size() == 1) def = std::move(found.front()), why = found.front().path == src.path ? relation::local : relation::global;
+        if (found.size() == 1) {
+          why = found.front().path == src.path ? relation::local : relation::global;
+          def = std::move(found.front());
+        }
       }
     } else {
       // A method of an object whose type we do not know: a definition in an imported file, or a unique one.
@@ -708,7 +711,8 @@ std::vector<related_definition> find_related(const source_view& src, std::size_t
       if (imported.size() == 1) {
         def = std::move(imported.front()), why = relation::included;
       } else if (found.size() == 1) {
-        def = std::move(found.front()), why = found.front().path == src.path ? relation::local : relation::global;
+        why = found.front().path == src.path ? relation::local : relation::global;
+        def = std::move(found.front());
         bonus = -0.5;  // less sure: the object may be of another type
       }
     }

@@ -199,6 +199,13 @@ TEST(FindRelated, AMemberTheModuleDoesNotDefineIsNotGuessed) {
   EXPECT_FALSE(std::any_of(r.begin(), r.end(), [](const std::string& s) { return s.ends_with(":major"); }));
 }
 
+TEST(FindRelated, AMethodOfTheFileItselfIsLocal) {
+  workspace_index index;
+  const std::string code = "class A:\n    def helper_method(self):\n        pass\n\ndef f(a):\n    a.helper_method()\n    |\n";
+  index.update_file("a.py", with_cursor(code).first);
+  EXPECT_EQ(related(index, "a.py", language::python, code), std::vector<std::string>{"local a.py:helper_method"});
+}
+
 TEST(FindRelated, PlainTextAndNoIndexHitsGiveNothing) {
   workspace_index index;
   document doc = document::from_path("notes.txt", "call helper here\n");
