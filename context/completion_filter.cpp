@@ -212,6 +212,7 @@ void completion_filter::settle(std::string line, bool last) {
     const bool repeats_pair = n >= 3 && trimmed == history_[n - 2] && history_[n - 1] == history_[n - 3];
     const bool repeats_file = first && is_blank(plan_.line_prefix) && trimmed == trim(plan_.previous_line);
     if (repeats_previous || repeats_pair || repeats_file) {
+      if (repeats_pair && !repeats_previous) text_.resize(last_line_start_);  // the pair's first line repeated too
       stop(stop_reason::repetition);
       return;
     }
@@ -237,6 +238,7 @@ void completion_filter::settle(std::string line, bool last) {
   if (first) {
     text_.append(kept);
   } else if (!(unmatched != std::string_view::npos && is_blank(kept))) {
+    last_line_start_ = text_.size();
     text_.append(blank_run_ + 1, '\n');
     text_.append(restyle(kept));
   }

@@ -13,7 +13,7 @@
 //  - a line that equals the next non-blank line of the suffix: the suffix already continues from there;
 //  - a line indented less than the cursor's scope (multi-line): the completion has left the block;
 //  - a closing bracket with no opener in the completion: it closes something of the file's;
-//  - a line that repeats the previous one (or a repeating pair of lines);
+//  - a line that repeats the previous one, or a pair of lines that repeats (the repeat is dropped);
 //  - max_lines lines.
 // On the last line, text that the suffix of the cursor's line already holds is dropped ("foo(a)" before
 // ")" becomes "foo(a"). Indentation of new lines is converted to the file's style (tabs or N spaces).
@@ -90,6 +90,7 @@ class completion_filter {
   std::size_t lines_ = 0;        // lines settled (the first continues the cursor's line)
   std::size_t blank_run_ = 0;    // blank lines held until a non-blank one settles
   std::vector<std::string> history_;  // settled non-blank lines, trimmed
+  std::size_t last_line_start_ = 0;   // where the last settled line (with its newlines) starts in text_
   std::vector<char> depth_;      // open brackets of the completion
   stop_reason reason_ = stop_reason::none;
   bool finished_ = false;

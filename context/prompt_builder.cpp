@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "context/related_code.h"
 #include "context/symbols.h"
 #include "context/syntax.h"
 #include "context/text_lines.h"
@@ -38,9 +39,63 @@ std::size_t count_newlines(sv text, std::size_t end) {
 
 struct chosen_def {
   indexed_definition def;
-  bool full = false;  // snippet rather than signature
-  const std::string& text() const { return full && !def.def.snippet.empty() ? def.def.snippet : def.def.signature; }
+  bool full = false;   // snippet rather than signature
+  std::string brief;  // when set, shown instead: the first line alone (an outline entry)
+  const std::string& text() const {
+    if (!brief.empty()) return brief;
+    return full && !def.def.snippet.empty() ? def.def.snippet : def.def.signature;
+  }
 };
+
+// An outline entry: the definition's first line, without a block opener ("def f(a, b):", "function f(x)").
+std::string outline_line(const definition& d) {
+  std::string_view line = d.first_line;
+  if (line.ends_with("{")) line = trim_right(line.substr(0, line.size() - 1));
+  return std::string(line) + "\n";
+}
+
+// The file's words, counted, and its `object.member` (or `object::member`) pairs whose object is a plain
+// word: one lexical pass, far cheaper than walking a large tree twice, for the imports block's scores
+// (a word in a string or a comment counts too, which only nudges a score).
+struct word_scan {
+  std::unordered_map<std::string_view, int> counts;
+  std::vector<std::pair<std::string_view, std::string_view>> members;
+};
+word_scan scan_words(sv text) {
+  word_scan out;
+  const std::size_t n = text.size();
+  const auto separator_before = [&](std::size_t at) {
+    while (at > 0 && (text[at - 1] == ' ' || text[at - 1] == '\t')) --at;
+    return at > 0 && (text[at - 1] == '.' || (at > 1 && text[at - 1] == ':' && text[at - 2] == ':'));
+  };
+  for (std::size_t i = 0; i < n;) {
+    if (!is_identifier_char(text[i])) {
+      ++i;
+      continue;
+    }
+    const std::size_t start = i;
+    while (i < n && is_identifier_char(text[i])) ++i;
+    if (text[start] >= '0' && text[start] <= '9') continue;
+    const sv word = text.substr(start, i - start);
+    ++out.counts[word];
+    std::size_t j = i;
+    while (j < n && (text[j] == ' ' || text[j] == '\t')) ++j;
+    if (j < n && text[j] == '.' && (j + 1 >= n || text[j + 1] != '.')) {
+      ++j;
+    } else if (j + 1 < n && text[j] == ':' && text[j + 1] == ':') {
+      j += 2;
+    } else {
+      continue;
+    }
+    while (j < n && (text[j] == ' ' || text[j] == '\t')) ++j;
+    std::size_t k = j;
+    while (k < n && is_identifier_char(text[k])) ++k;
+    if (k > j && !(text[j] >= '0' && text[j] <= '9') && !separator_before(start)) {
+      out.members.emplace_back(word, text.substr(j, k - j));
+    }
+  }
+  return out;
+}
 
 // One block per file, files in path order, definitions in line order: the text depends only on the set.
 std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chosen_def> defs) {
@@ -48,15 +103,24 @@ std::vector<std::pair<std::string, std::string>> group_by_file(std::vector<chose
     return a.def.path != b.def.path ? a.def.path < b.def.path : a.def.def.line < b.def.def.line;
   });
   std::vector<std::pair<std::string, std::string>> files;
+  const chosen_def* previous = nullptr;
   for (const chosen_def& d : defs) {
     if (files.empty() || files.back().first != d.def.path) {
       files.emplace_back(d.def.path, std::string());
-    } else {
-      files.back().second.push_back('\n');
+    } else if (previous->brief.empty() || d.brief.empty()) {
+      files.back().second.push_back('\n');  // a blank line around a signature or snippet; outlines stay tight
     }
     files.back().second.append(d.text());
+    previous = &d;
   }
   return files;
+}
+
+related_options related_options_of(const prompt_options& options) {
+  related_options out;
+  out.lines_before = options.near_lines_before;
+  out.lines_after = options.near_lines_after;
+  return out;
 }
 
 }  // namespace
@@ -93,6 +157,9 @@ result<prompt_builder> prompt_builder::create(const engine::tokenizer& tok, prom
       options.prefix_share + options.suffix_share + options.imports_share > 1) {
     return fail(errc::invalid_argument, "budget shares must be positive and sum to at most 1 (prefix {}, suffix {}, imports {})",
                 options.prefix_share, options.suffix_share, options.imports_share);
+  }
+  if (options.related_share < 0 || options.related_share > 0.5) {
+    return fail(errc::invalid_argument, "related_share {} must be between 0 and 0.5", options.related_share);
   }
   return prompt_builder(tok, std::move(options));
 }
@@ -159,62 +226,64 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
 
   // 1. Definitions of imported names: chosen from the file's imports and the index alone (not the cursor).
   //    Ranked: names imported by name, then `module.member` uses, then other names of the file that an
-  //    imported module defines; what budget is left shows the imported modules' outlines (signatures in
+  //    imported module defines; what budget is left shows the imported modules' outlines (first lines,
   //    file order), so a call about to be typed can find its callee.
   std::vector<chosen_def> imported;
   std::set<std::pair<std::string, std::uint32_t>> taken;  // (path, line) of chosen definitions
-  std::unordered_map<std::string, std::string> imported_from;  // imported name -> module
+  std::unordered_map<std::string, std::string> imported_from;  // imported name -> module (or its local name)
+  import_table imports;
   if (request.index != nullptr && src.tree != nullptr && src.lang) {
     symbol_options only_imports;
     only_imports.definitions = false;
     const file_symbols own = extract_symbols(*src.lang, text, src.tree, only_imports);
     // Names the file defines itself are not imported, whatever else defines them too.
-    std::set<std::string> own_names;
-    if (const std::optional<file_symbols> indexed = request.index->file(path)) {
-      for (const definition& d : indexed->definitions) own_names.insert(d.name);
-    }
-    std::unordered_map<std::string, std::string> local_modules;  // local name -> module
+
     std::map<std::string, double> score;  // name -> score (std::map: deterministic order)
     std::vector<std::string> module_files;  // files the imports name, in import order
-    std::set<std::string> seen_files;
+    imports = import_table(*request.index, path, *src.lang, own.imports);
     for (const import_entry& imp : own.imports) {
-      std::string full = imp.module;  // the module that `name` may itself be (from . import util)
       if (!imp.name.empty()) {
-        const bool relative_python = !imp.module.empty() && imp.module.back() == '.';
-        full = imp.module + (relative_python ? "" : imp.module.find('/') != std::string::npos ? "/" : ".") + imp.name;
         imported_from.emplace(imp.name, imp.module);
         score[imp.name] += 3;
-        local_modules.emplace(imp.alias.empty() ? imp.name : imp.alias, full);
-      } else {
-        const std::vector<std::string> segments = module_segments(imp.module);
-        local_modules.emplace(!imp.alias.empty() ? imp.alias : segments.empty() ? imp.module : segments.front(), imp.module);
-      }
-      for (const std::string& m : {imp.module, full}) {
-        for (std::string& f : request.index->files_for_module(m, 4)) {
-          if (f != path && module_files.size() < 16 && seen_files.insert(f).second) module_files.push_back(std::move(f));
-        }
       }
     }
-    for (const auto& [object, member] : member_accesses(src)) {
-      const auto it = local_modules.find(object);
-      if (it == local_modules.end()) continue;
-      imported_from.emplace(member, it->second);
-      score[member] += 2;
+    // Names the file defines itself are not imported, whatever else defines them too (but the constant a
+    // `const X = require(...)` defines is the import).
+    std::set<std::string> own_names;
+    if (const std::optional<file_symbols> indexed = request.index->file(path)) {
+      for (const definition& d : indexed->definitions) {
+        if (imports.module(d.name) == nullptr && imports.name(d.name) == nullptr) own_names.insert(d.name);
+      }
     }
+    // The files the imports resolve to (relative imports against this file's folder).
+    for (const std::string& f : imports.files()) {
+      if (f != path && module_files.size() < 16) module_files.push_back(f);
+    }
+    const word_scan words = scan_words(text.substr(0, std::min<std::size_t>(text.size(), 512u << 10)));
+    std::map<std::string, int> file_uses;  // module file -> `module.member` uses in the file
+    for (const auto& [object, member] : words.members) {
+      const std::vector<std::string>* files_of = imports.module(object);
+      if (files_of == nullptr) continue;
+      imported_from.emplace(member, object);
+      score[std::string(member)] += 2;
+      for (const std::string& f : *files_of) ++file_uses[f];
+    }
+    // The modules the file uses most show their outlines first.
+    std::stable_sort(module_files.begin(), module_files.end(),
+                     [&](const std::string& a, const std::string& b) { return file_uses[a] > file_uses[b]; });
     // What the imported modules define, and the file's other uses of those names.
     std::unordered_map<std::string, indexed_definition> exported;
-    std::vector<std::vector<indexed_definition>> outlines;  // per module file
+    std::vector<std::vector<indexed_definition>> outlines;  // per module file, in outline order
     for (const std::string& f : module_files) {
       const std::optional<file_symbols> symbols = request.index->file(f);
       if (!symbols) continue;
-      outlines.emplace_back();
       for (const definition& d : symbols->definitions) {
-        indexed_definition entry{f, language_from_path(f).value_or(language::python), d};
-        if (d.kind != def_kind::method) outlines.back().push_back(entry);
-        exported.emplace(d.name, std::move(entry));
+        exported.emplace(d.name, indexed_definition{f, language_from_path(f).value_or(language::python), d});
       }
+      outlines.push_back(request.index->outline(f, 200));
     }
-    // Round robin over the modules, so one large module does not crowd out the others.
+    // Round robin over the modules, so one large module does not crowd out the others. (Giving the modules
+    // the file uses more a larger share per round did worse: their used names are ranked above already.)
     std::vector<indexed_definition> outline;
     for (std::size_t k = 0, added = 1; added != 0; ++k) {
       added = 0;
@@ -222,12 +291,8 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         if (k < o.size()) outline.push_back(std::move(o[k])), ++added;
       }
     }
-    if (text.size() <= (512u << 10)) {
-      std::map<std::string, int> uses;
-      for (const name_use& use : identifiers_in(src, 0, text.size())) {
-        if (exported.count(use.name)) ++uses[use.name];
-      }
-      for (const auto& [name, n] : uses) score[name] += 1 + 0.1 * std::min(n, 9);
+    for (const auto& [word, n] : words.counts) {
+      if (const auto it = exported.find(std::string(word)); it != exported.end()) score[it->first] += 1 + 0.1 * std::min(n, 9);
     }
     std::vector<std::pair<double, std::string>> ranked;
     for (const auto& [name, s] : score) ranked.emplace_back(-s, name);
@@ -235,9 +300,10 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     const std::size_t cap = share(options_.imports_share);
     std::set<std::string> files;
     std::size_t spent = 0;
-    const auto try_add = [&](indexed_definition def) {
+    const auto try_add = [&](indexed_definition def, bool brief) {
       if (taken.count({def.path, def.def.line})) return;
-      chosen_def pick{std::move(def), false};
+      chosen_def pick{std::move(def), false, {}};
+      if (brief) pick.brief = outline_line(pick.def.def);
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (spent + cost > cap) return;
@@ -250,9 +316,13 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       if (spent >= cap) break;
       if (own_names.count(name)) continue;
       if (const auto it = exported.find(name); it != exported.end()) {
-        try_add(it->second);
+        // Imported by name or used as module.member: the signature; only used elsewhere: the first line.
+        try_add(it->second, /*brief=*/-negative < 2);
         continue;
       }
+      // Not defined where the imports lead. A name imported by name may be re-exported some other way;
+      // a module's member that the module does not define here (os.major is C) is nobody else's.
+      if (imports.name(name) == nullptr) continue;
       std::vector<indexed_definition> found = request.index->lookup(name, 64);
       std::erase_if(found, [&](const indexed_definition& d) { return d.path == path; });
       if (found.empty()) continue;
@@ -261,13 +331,22 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
         return module_match(x.path, module) > module_match(y.path, module);
       });
       if (found.size() > 1 && module_match(found[0].path, module) == 0) continue;  // ambiguous
-      try_add(std::move(found.front()));
+      try_add(std::move(found.front()), false);
     }
     for (indexed_definition& def : outline) {
       if (spent >= cap) break;
-      if (!own_names.count(def.def.name)) try_add(std::move(def));
+      if (!own_names.count(def.def.name)) try_add(std::move(def), /*brief=*/true);
     }
     used_tokens += spent;
+  }
+
+  // The definitions the code around the cursor refers to; they get a share of the budget before the
+  // prefix reaches further back (what they leave goes back to the prefix in step 5).
+  std::vector<related_definition> related;
+  if (request.index != nullptr && src.tree != nullptr && src.lang) {
+    related = find_related(src, cursor, *request.index, imports, related_options_of(options_));
+    // What the imports block shows already, unless it is a base class's outline (the block has its header).
+    std::erase_if(related, [&](const related_definition& r) { return !r.outline && taken.count({r.def.path, r.def.def.line}); });
   }
 
   // 2. Prefix and suffix, cut at statement boundaries within their shares.
@@ -332,7 +411,9 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   std::size_t suffix_tokens = 0;
   const std::size_t suffix_end = cut_suffix(std::min(share(options_.suffix_share), room / 3), &suffix_tokens);
   std::size_t prefix_tokens = 0;
-  std::size_t prefix_start = cut_prefix(std::min(share(options_.prefix_share), room - suffix_tokens), &prefix_tokens);
+  const std::size_t related_reserve = related.empty() ? 0 : std::min(share(options_.related_share), (room - suffix_tokens) / 2);
+  std::size_t prefix_start =
+      cut_prefix(std::min(share(options_.prefix_share), room - suffix_tokens - related_reserve), &prefix_tokens);
 
   // Enclosing definitions whose headers the prefix left out.
   const auto scope_text = [&](std::size_t start) {
@@ -355,56 +436,26 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
   std::string scope = scope_text(prefix_start);
   used_tokens += prefix_tokens + suffix_tokens + count_tokens(scope);
 
-  // 3. Definitions of names used near the cursor (nearest first), from the index.
+  // 3. Definitions of the names the code around the cursor uses, best first (related_code).
   std::vector<chosen_def> used;
   const std::size_t window_first_line = count_newlines(text, prefix_start);
   const std::size_t window_last_line = count_newlines(text, suffix_end);
   const std::vector<snippet> recent = request.recent != nullptr ? request.recent->items() : std::vector<snippet>{};
-  if (request.index != nullptr) {
-    std::size_t near_begin = cursor_line;
-    for (std::size_t i = 0; i < options_.near_lines_before && near_begin > 0; ++i) near_begin = line_start_at(text, near_begin - 1);
-    std::size_t near_end = cursor_line_end;
-    for (std::size_t i = 0; i < options_.near_lines_after && near_end < text.size(); ++i) near_end = after_line(text, near_end);
-    std::map<std::string, std::size_t> distance;
-    for (const name_use& use : identifiers_in(src, near_begin, near_end)) {
-      if (use.name.size() < 2) continue;
-      const std::size_t d = use.offset < cursor ? cursor - use.offset : 2 * (use.offset - cursor);
-      auto [it, inserted] = distance.emplace(use.name, d);
-      if (!inserted) it->second = std::min(it->second, d);
-    }
-    std::vector<std::pair<std::size_t, std::string>> ranked;
-    for (const auto& [name, d] : distance) ranked.emplace_back(d, name);
-    std::sort(ranked.begin(), ranked.end());
+  {
     const std::size_t reserve = recent.empty() ? 0 : share(0.1);
     std::set<std::string> files;
-    for (const auto& [d, name] : ranked) {
+    std::size_t full_picks = 0;
+    for (const related_definition& r : related) {
       if (used_tokens + reserve >= budget) break;
-      std::vector<indexed_definition> found = request.index->lookup(name, 64);
-      // The file's own definition wins (that is what the name means here); it is only worth showing when
-      // it lies outside the text the prompt already holds.
-      if (const auto own = std::find_if(found.begin(), found.end(), [&](const auto& x) { return x.path == path; });
-          own != found.end()) {
-        if (own->def.end_line >= window_first_line && own->def.line <= window_last_line) continue;
-        indexed_definition keep = std::move(*own);
-        found.assign(1, std::move(keep));
-      }
-      std::erase_if(found, [&](const indexed_definition& x) { return taken.count({x.path, x.def.line}) != 0; });
-      if (found.empty()) continue;
-      const auto module = imported_from.find(name);
-      if (module != imported_from.end()) {
-        // An imported name: only a definition from the module it comes from will do.
-        std::erase_if(found, [&](const indexed_definition& x) { return module_match(x.path, module->second) == 0; });
-        if (found.empty()) continue;
-        std::stable_sort(found.begin(), found.end(), [&](const auto& a, const auto& b) {
-          return module_match(a.path, module->second) > module_match(b.path, module->second);
-        });
-      }
-      if (found.size() > 3 && (module == imported_from.end() || module_match(found[0].path, module->second) == 0)) continue;
-      chosen_def pick{std::move(found.front()), used.size() < options_.full_snippets};
+      const indexed_definition& def = r.def;
+      // The file's own definitions are only worth showing outside the text the prompt already holds.
+      if (def.path == path && def.def.end_line >= window_first_line && def.def.line <= window_last_line) continue;
+      if (!r.outline && taken.count({def.path, def.def.line})) continue;
+      chosen_def pick{def, !r.brief && full_picks < options_.full_snippets, r.brief ? outline_line(def.def) : std::string()};
       std::size_t cost = count_tokens(pick.text()) + 1;
       if (!files.count(pick.def.path)) cost += header_cost(pick.def.path);
       if (used_tokens + reserve + cost > budget) {
-        if (!pick.full) continue;
+        if (!pick.full || pick.def.def.snippet.empty()) continue;
         pick.full = false;  // the snippet does not fit: try the signature
         cost -= count_tokens(pick.def.def.snippet);
         cost += count_tokens(pick.def.def.signature);
@@ -413,6 +464,7 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
       used_tokens += cost;
       files.insert(pick.def.path);
       taken.emplace(pick.def.path, pick.def.def.line);
+      full_picks += pick.full;
       used.push_back(std::move(pick));
     }
   }

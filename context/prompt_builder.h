@@ -37,11 +37,12 @@ namespace qcoder::context {
 
 struct prompt_options {
   std::size_t budget_tokens = 2048;
-  double prefix_share = 0.40;   // at most this share of the budget before the cursor
-  double suffix_share = 0.15;   // at most this share after it (the suffix is kept shorter)
-  double imports_share = 0.35;  // at most this share for definitions of imported names
-  std::size_t near_lines_before = 40;  // "near the cursor": the lines searched for used names
-  std::size_t near_lines_after = 10;
+  double prefix_share = 0.35;   // at most this share of the budget before the cursor
+  double suffix_share = 0.10;   // at most this share after it (the suffix is kept shorter)
+  double imports_share = 0.45;  // at most this share for definitions of imported names
+  double related_share = 0.25;  // kept from the prefix for definitions of names used near the cursor
+  std::size_t near_lines_before = 60;  // "near the cursor": the lines searched for used names (at least;
+  std::size_t near_lines_after = 10;   // the whole enclosing function, up to 200 lines, when longer)
   std::size_t full_snippets = 3;  // the nearest used names get a snippet; the rest their signatures
   bool chat = false;              // wrap the prompt in a chat turn (<|im_start|>user ... assistant)
   std::string repo_name = "workspace";

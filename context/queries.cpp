@@ -53,6 +53,10 @@ constexpr std::string_view javascript_symbols = R"scm(
   source: (string (string_fragment) @import.module))
 (import_statement (import_clause (identifier) @import.alias)
   source: (string (string_fragment) @import.module))
+(export_statement (export_clause (export_specifier name: (_) @import.name))
+  source: (string (string_fragment) @import.module))
+(export_statement (export_clause (export_specifier name: (_) @import.name alias: (_) @import.alias))
+  source: (string (string_fragment) @import.module))
 (variable_declarator name: (identifier) @import.alias
   value: (call_expression function: (identifier) @import.require
     arguments: (arguments . (string (string_fragment) @import.module))))

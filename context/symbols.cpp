@@ -134,6 +134,7 @@ definition make_definition(language lang, std::string_view text, const found_def
         !is_blank(text.substr(body_line, body_start - body_line))) {
       // The body opens on the header's line ("class A {"): keep that opener on it.
       def.snippet.pop_back();
+      if (body_start > start && (text[body_start - 1] == ' ' || text[body_start - 1] == '\t')) def.snippet.push_back(' ');
       const std::size_t opener_end = line_end_at(text, body_start);
       def.snippet.append(trim_right(text.substr(body_start, std::min(opener_end, end) - body_start)));
       def.snippet.push_back('\n');

@@ -14,8 +14,6 @@ namespace {
 
 using sv = std::string_view;
 
-bool ends_with(sv s, sv tail) { return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail; }
-
 bool is_scope_type(sv type) {
   static constexpr std::array<sv, 15> parts{"function", "method", "class", "impl", "trait", "interface", "struct",
                                             "namespace", "mod_item", "constructor", "enum", "record", "arrow",
@@ -37,23 +35,6 @@ bool ends_line(sv text, std::size_t offset) { return is_blank(text.substr(offset
 std::size_t after_line(sv text, std::size_t offset) {
   const std::size_t eol = line_end_at(text, offset);
   return eol < text.size() ? eol + 1 : eol;
-}
-
-// Depth-first walk over the nodes that overlap [begin, end); `visit(node)` returns whether to descend.
-template <typename F>
-void walk(TSNode root, std::size_t begin, std::size_t end, F&& visit) {
-  TSTreeCursor cursor = ts_tree_cursor_new(root);
-  for (;;) {
-    const TSNode node = ts_tree_cursor_current_node(&cursor);
-    const bool overlap = ts_node_start_byte(node) < end && ts_node_end_byte(node) > begin;
-    if (overlap && visit(node) && ts_tree_cursor_goto_first_child(&cursor)) continue;
-    bool moved = false;
-    while (!(moved = ts_tree_cursor_goto_next_sibling(&cursor))) {
-      if (!ts_tree_cursor_goto_parent(&cursor)) break;
-    }
-    if (!moved) break;
-  }
-  ts_tree_cursor_delete(&cursor);
 }
 
 void add_line_fallbacks(sv text, std::size_t cursor, std::size_t window, cursor_syntax& out) {
@@ -159,68 +140,6 @@ cursor_syntax analyze_cursor(const source_view& src, std::size_t cursor, std::si
   out.prefix_starts.erase(std::unique(out.prefix_starts.begin(), out.prefix_starts.end()), out.prefix_starts.end());
   std::sort(out.suffix_ends.begin(), out.suffix_ends.end());
   out.suffix_ends.erase(std::unique(out.suffix_ends.begin(), out.suffix_ends.end()), out.suffix_ends.end());
-  return out;
-}
-
-std::vector<name_use> identifiers_in(const source_view& src, std::size_t begin, std::size_t end) {
-  const sv text = src.text;
-  end = std::min(end, text.size());
-  std::vector<name_use> out;
-  if (src.tree == nullptr) {
-    std::size_t i = begin;
-    while (i < end) {
-      if (!is_identifier_char(text[i]) || (i > 0 && is_identifier_char(text[i - 1]))) {
-        ++i;
-        continue;
-      }
-      std::size_t j = i;
-      while (j < end && is_identifier_char(text[j])) ++j;
-      if (!(text[i] >= '0' && text[i] <= '9')) out.push_back({std::string(text.substr(i, j - i)), i});
-      i = j;
-    }
-    return out;
-  }
-  walk(ts_tree_root_node(src.tree), begin, end, [&](TSNode node) {
-    if (ts_node_child_count(node) == 0 && ts_node_is_named(node) && ends_with(ts_node_type(node), "identifier")) {
-      const std::size_t start = ts_node_start_byte(node);
-      if (start >= begin && ts_node_end_byte(node) <= end) {
-        out.push_back({std::string(text.substr(start, ts_node_end_byte(node) - start)), start});
-      }
-    }
-    return true;
-  });
-  return out;
-}
-
-std::vector<std::pair<std::string, std::string>> member_accesses(const source_view& src) {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (src.tree == nullptr) return out;
-  static constexpr std::array<sv, 8> types{"attribute", "member_expression", "selector_expression",
-                                           "field_expression", "scoped_identifier", "field_access",
-                                           "method_invocation", "qualified_identifier"};
-  static constexpr std::array<const char*, 6> object_fields{"object", "operand", "value", "argument", "path", "scope"};
-  static constexpr std::array<const char*, 4> member_fields{"attribute", "property", "field", "name"};
-  const sv text = src.text;
-  const auto child = [](TSNode n, const auto& fields) {
-    for (const char* f : fields) {
-      const TSNode c = ts_node_child_by_field_name(n, f, static_cast<uint32_t>(std::char_traits<char>::length(f)));
-      if (!ts_node_is_null(c)) return c;
-    }
-    return TSNode{};
-  };
-  const auto text_of = [&](TSNode n) {
-    return std::string(text.substr(ts_node_start_byte(n), ts_node_end_byte(n) - ts_node_start_byte(n)));
-  };
-  walk(ts_tree_root_node(src.tree), 0, text.size(), [&](TSNode node) {
-    const sv type = ts_node_type(node);
-    if (std::find(types.begin(), types.end(), type) == types.end()) return true;
-    const TSNode object = child(node, object_fields);
-    const TSNode member = child(node, member_fields);
-    if (object.id == nullptr || member.id == nullptr) return true;
-    if (ts_node_child_count(object) != 0 || !ends_with(ts_node_type(object), "identifier")) return true;
-    out.emplace_back(text_of(object), text_of(member));
-    return true;
-  });
   return out;
 }
 

@@ -1,6 +1,6 @@
 // What the parse tree says about a cursor: where the prompt's prefix may start and its suffix may end
 // without cutting a statement in half, which definitions enclose the cursor, whether it sits in a string
-// or a comment; and the names a file uses (identifiers near the cursor, `module.member` accesses).
+// or a comment. (The names the code uses are related_code's business.)
 // Every function degrades to line-based answers when the source has no tree (plain text, or a file too
 // large to parse).
 //
@@ -37,16 +37,5 @@ struct cursor_syntax {
 
 // `window` bounds how far (in bytes) from the cursor boundaries are looked for.
 cursor_syntax analyze_cursor(const source_view& src, std::size_t cursor, std::size_t window = 64 * 1024);
-
-struct name_use {
-  std::string name;
-  std::size_t offset = 0;
-};
-// Identifiers in [begin, end) in source order (words of identifier characters when there is no tree).
-std::vector<name_use> identifiers_in(const source_view& src, std::size_t begin, std::size_t end);
-
-// `object.member` pairs (Python attributes, JS/TS members, Go selectors, Rust/C++ paths, Java fields and
-// method calls) where the object is a plain identifier, in source order.
-std::vector<std::pair<std::string, std::string>> member_accesses(const source_view& src);
 
 }  // namespace qcoder::context

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 #include <tree_sitter/api.h>
@@ -49,11 +50,46 @@ struct tree_deleter {
   void operator()(TSTree* t) const { ts_tree_delete(t); }
 };
 
-file_symbols parse_symbols(TSParser* parser, language lang, std::string_view text, const symbol_options& options) {
+// Identifier occurrences per name (names of one character left out), sorted by name.
+std::vector<std::pair<std::string, std::uint32_t>> count_references(std::string_view text, const TSTree* tree) {
+  std::unordered_map<std::string_view, std::uint32_t> counts;
+  if (tree == nullptr) return {};
+  TSTreeCursor cursor = ts_tree_cursor_new(ts_tree_root_node(tree));
+  for (;;) {
+    const TSNode node = ts_tree_cursor_current_node(&cursor);
+    if (ts_node_child_count(node) == 0) {
+      const std::string_view type = ts_node_type(node);
+      const std::size_t start = ts_node_start_byte(node), end = std::min<std::size_t>(ts_node_end_byte(node), text.size());
+      if (ts_node_is_named(node) && type.ends_with("identifier") && end > start + 1) ++counts[text.substr(start, end - start)];
+    } else if (ts_tree_cursor_goto_first_child(&cursor)) {
+      continue;
+    }
+    bool moved = false;
+    while (!(moved = ts_tree_cursor_goto_next_sibling(&cursor))) {
+      if (!ts_tree_cursor_goto_parent(&cursor)) break;
+    }
+    if (!moved) break;
+  }
+  ts_tree_cursor_delete(&cursor);
+  std::vector<std::pair<std::string, std::uint32_t>> out;
+  out.reserve(counts.size());
+  for (const auto& [name, n] : counts) out.emplace_back(std::string(name), n);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct parsed_file {
+  file_symbols symbols;
+  std::vector<std::pair<std::string, std::uint32_t>> references;
+};
+
+parsed_file parse_file(TSParser* parser, language lang, std::string_view text, const index_options& options) {
   ts_parser_set_language(parser, grammar(lang));
   std::unique_ptr<TSTree, tree_deleter> tree(
       ts_parser_parse_string(parser, nullptr, text.data(), static_cast<uint32_t>(text.size())));
-  return extract_symbols(lang, text, tree.get(), options);
+  parsed_file out{extract_symbols(lang, text, tree.get(), options.symbols), {}};
+  if (options.count_references) out.references = count_references(text, tree.get());
+  return out;
 }
 
 }  // namespace
@@ -89,6 +125,8 @@ void workspace_index::start(const fs::path& root, std::stop_token stop) {
     ids_.clear();
     names_.clear();
     stems_.clear();
+    reference_ids_.clear();
+    reference_totals_.clear();
     stats_ = index_stats{};
     stats_.building = true;
   }
@@ -166,7 +204,8 @@ void workspace_index::build(std::stop_token stop, fs::path root) {
         ++binary;
         continue;
       }
-      store(files[i].first, files[i].second, parse_symbols(parser.get(), files[i].second, text, options_.symbols));
+      parsed_file parsed = parse_file(parser.get(), files[i].second, text, options_);
+      store(files[i].first, files[i].second, std::move(parsed.symbols), std::move(parsed.references));
     }
   };
   std::vector<std::jthread> workers;
@@ -184,14 +223,25 @@ void workspace_index::build(std::stop_token stop, fs::path root) {
                 stats_.complete ? "" : " (cancelled)");
 }
 
-bool workspace_index::store(std::string path, language lang, file_symbols symbols) {
+bool workspace_index::store(std::string path, language lang, file_symbols symbols, reference_counts references) {
   std::unique_lock lock(mutex_);
   if (auto it = ids_.find(path); it != ids_.end()) erase_locked(it->second);
-  std::uint64_t bytes = symbols.bytes();
+  // Reference counts cost a slot per file and name, and a slot per name not seen before (kept for good).
+  const auto slot = [](const std::string& name) { return name.size() + 48; };
+  const auto references_cost = [&] {
+    std::uint64_t cost = references.size() * sizeof(std::pair<std::uint32_t, std::uint32_t>);
+    for (const auto& [name, n] : references) cost += reference_ids_.count(name) ? 0 : slot(name);
+    return cost;
+  };
+  std::uint64_t bytes = symbols.bytes() + references_cost();
   if (stats_.bytes + bytes > options_.max_total_bytes) {
     for (definition& d : symbols.definitions) std::string().swap(d.snippet);
-    bytes = symbols.bytes();
+    bytes = symbols.bytes() + references_cost();
     ++stats_.signatures_only;
+  }
+  if (stats_.bytes + bytes > options_.max_total_bytes) {  // the counts are a ranking hint: they go next
+    references.clear();
+    bytes = symbols.bytes();
   }
   if (stats_.bytes + bytes > options_.max_total_bytes || stats_.files >= options_.max_files) {
     ++stats_.dropped;
@@ -207,11 +257,19 @@ bool workspace_index::store(std::string path, language lang, file_symbols symbol
   }
   for (std::uint32_t k = 0; k < symbols.definitions.size(); ++k) names_[symbols.definitions[k].name].emplace_back(id, k);
   for (const std::string& key : stem_keys(path, lang)) stems_[key].push_back(id);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> refs;
+  refs.reserve(references.size());
+  for (auto& [name, n] : references) {
+    const auto [it, added] = reference_ids_.emplace(std::move(name), static_cast<std::uint32_t>(reference_totals_.size()));
+    if (added) reference_totals_.push_back(0);
+    reference_totals_[it->second] += n;
+    refs.emplace_back(it->second, n);
+  }
   stats_.files += 1;
   stats_.definitions += symbols.definitions.size();
   stats_.bytes += bytes;
   ids_.emplace(path, id);
-  files_[id] = file_entry{std::move(path), lang, std::move(symbols)};
+  files_[id] = file_entry{std::move(path), lang, std::move(symbols), std::move(refs)};
   return true;
 }
 
@@ -229,9 +287,10 @@ void workspace_index::erase_locked(std::uint32_t id) {
     std::erase(it->second, id);
     if (it->second.empty()) stems_.erase(it);
   }
+  for (const auto& [name, n] : entry.references) reference_totals_[name] -= n;  // the name's slot stays (a few bytes)
   stats_.files -= 1;
   stats_.definitions -= entry.symbols.definitions.size();
-  stats_.bytes -= entry.symbols.bytes();
+  stats_.bytes -= entry.symbols.bytes() + entry.references.size() * sizeof(entry.references[0]);
   ids_.erase(entry.path);
   files_[id].reset();
   free_ids_.push_back(id);
@@ -245,14 +304,15 @@ void workspace_index::update_file(std::string_view path, std::string_view text, 
     remove_file(rel);
     return;
   }
-  file_symbols symbols;
+  parsed_file parsed;
   if (tree != nullptr) {
-    symbols = extract_symbols(*lang, text, tree, options_.symbols);
+    parsed.symbols = extract_symbols(*lang, text, tree, options_.symbols);
+    if (options_.count_references) parsed.references = count_references(text, tree);
   } else {
     std::unique_ptr<TSParser, parser_deleter> parser(ts_parser_new());
-    symbols = parse_symbols(parser.get(), *lang, text, options_.symbols);
+    parsed = parse_file(parser.get(), *lang, text, options_);
   }
-  store(std::move(rel), *lang, std::move(symbols));
+  store(std::move(rel), *lang, std::move(parsed.symbols), std::move(parsed.references));
 }
 
 void workspace_index::remove_file(std::string_view path) {
@@ -284,6 +344,44 @@ std::size_t workspace_index::count(std::string_view name) const {
   std::shared_lock lock(mutex_);
   const auto it = names_.find(std::string(name));
   return it == names_.end() ? 0 : it->second.size();
+}
+
+bool workspace_index::contains(std::string_view path) const {
+  std::shared_lock lock(mutex_);
+  return ids_.count(std::string(path)) != 0;
+}
+
+std::uint32_t workspace_index::references(std::string_view name) const {
+  std::shared_lock lock(mutex_);
+  return references_locked(name);
+}
+
+std::uint32_t workspace_index::references_locked(std::string_view name) const {
+  const auto it = reference_ids_.find(std::string(name));
+  return it == reference_ids_.end() ? 0 : reference_totals_[it->second];
+}
+
+std::vector<indexed_definition> workspace_index::outline(std::string_view path, std::size_t max) const {
+  const std::string rel = relative(path);
+  std::shared_lock lock(mutex_);
+  const auto it = ids_.find(rel);
+  if (it == ids_.end()) return {};
+  const file_entry& entry = *files_[it->second];
+  // (constant, negated references, private, position): sorted, the first `max` are copied out.
+  using key = std::tuple<bool, std::int64_t, bool, std::size_t>;
+  std::vector<key> order;
+  for (std::size_t k = 0; k < entry.symbols.definitions.size(); ++k) {
+    const definition& d = entry.symbols.definitions[k];
+    if (d.kind == def_kind::method) continue;
+    order.emplace_back(d.kind == def_kind::constant, -static_cast<std::int64_t>(references_locked(d.name)),
+                       d.name.starts_with("_"), k);
+  }
+  std::sort(order.begin(), order.end());
+  std::vector<indexed_definition> out;
+  for (std::size_t k = 0; k < order.size() && k < max; ++k) {
+    out.push_back(indexed_definition{entry.path, entry.lang, entry.symbols.definitions[std::get<3>(order[k])]});
+  }
+  return out;
 }
 
 std::optional<file_symbols> workspace_index::file(std::string_view path) const {

@@ -38,6 +38,7 @@ struct index_options {
   std::uint64_t max_total_bytes = 64u << 20;  // memory for stored symbols
   std::size_t max_files = 100000;
   unsigned threads = 2;                       // parse threads of the initial build
+  bool count_references = true;               // how often each name is referred to (references())
   symbol_options symbols;
 };
 
@@ -85,6 +86,14 @@ class workspace_index {
   std::vector<indexed_definition> lookup(std::string_view name, std::size_t max = 32) const;
   // How many definitions carry `name` (without copying them).
   std::size_t count(std::string_view name) const;
+  // How often the indexed files refer to `name` (identifier occurrences, the definitions' own names
+  // included): how popular a module's function is, for ordering an outline. 0 without count_references.
+  std::uint32_t references(std::string_view name) const;
+  // Whether `path` (relative to the root) is indexed; cheaper than file().
+  bool contains(std::string_view path) const;
+  // A file's top-level definitions (methods left out) in outline order, at most `max`: functions, classes
+  // and types before constants, the most referred to first, public before private, then file order.
+  std::vector<indexed_definition> outline(std::string_view path, std::size_t max) const;
   // The symbols of one file, when indexed.
   std::optional<file_symbols> file(std::string_view path) const;
   // Every indexed path, sorted.
@@ -99,15 +108,18 @@ class workspace_index {
   std::string relative(std::string_view path) const;
 
  private:
+  using reference_counts = std::vector<std::pair<std::string, std::uint32_t>>;  // name -> occurrences
   struct file_entry {
     std::string path;
     language lang;
     file_symbols symbols;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> references;  // (name id, occurrences)
   };
   void build(std::stop_token stop, std::filesystem::path root);
   // Stores `symbols` for `path` under the memory budget; returns false when dropped.
-  bool store(std::string path, language lang, file_symbols symbols);
+  bool store(std::string path, language lang, file_symbols symbols, reference_counts references);
   void erase_locked(std::uint32_t id);
+  std::uint32_t references_locked(std::string_view name) const;
 
   index_options options_;
   mutable std::shared_mutex mutex_;
@@ -117,6 +129,8 @@ class workspace_index {
   std::unordered_map<std::string, std::uint32_t> ids_;  // path -> file id
   std::unordered_map<std::string, std::vector<std::pair<std::uint32_t, std::uint32_t>>> names_;  // -> (file, def)
   std::unordered_map<std::string, std::vector<std::uint32_t>> stems_;  // file stem (or package folder) -> files
+  std::unordered_map<std::string, std::uint32_t> reference_ids_;  // name -> id into reference_totals_
+  std::vector<std::uint32_t> reference_totals_;
   index_stats stats_;
   std::jthread builder_;
 };

@@ -2,7 +2,8 @@
 //
 // Indexes the workspace, then samples call sites whose callee is a function or method defined exactly once
 // in the workspace, in another file (so finding it takes the index, and "the right definition" is not
-// ambiguous). For each, the call's line is emptied (its indentation kept) and the cursor put there, as if
+// ambiguous), and which really call it (find_call_sites: not a builtin of the same name). While a sample is
+// measured, the index holds its file without the hidden line, as the editor's index would. For each, the call's line is emptied (its indentation kept) and the cursor put there, as if
 // the user were about to type the call; the prompt is built at each budget and counts as a hit when the
 // callee's first line (less an opening brace) appears in a context block (imports, used, snippet). Build time is the builder's
 // call alone (in the server the tree is already up to date when a request comes).
@@ -22,6 +23,7 @@
 #include "context/document.h"
 #include "context/prompt_builder.h"
 #include "context/queries.h"
+#include "context/related_code.h"
 #include "context/symbols.h"
 #include "context/text_lines.h"
 #include "context/workspace_index.h"
@@ -48,8 +50,58 @@ std::string read_all(const fs::path& path) {
   return std::move(out).str();
 }
 
-// Call sites in one file whose callee the index holds exactly once, in another file that one of the file's
-// imports names (so the call really refers to it, not to a builtin or a method of the same name).
+bool has_name_imports(context::language lang) {
+  return lang == context::language::python || lang == context::language::javascript ||
+         lang == context::language::typescript || lang == context::language::tsx;
+}
+
+// Methods of the languages' built-in types: `s.startswith(x)` or `list.push(x)` on a receiver of unknown type
+// calls the built-in, not a workspace method that happens to share the name.
+bool is_builtin_method(context::language lang, std::string_view name) {
+  static constexpr std::string_view python[] = {
+      "append", "extend", "insert", "remove", "pop", "clear", "index", "count", "sort", "reverse", "copy", "keys",
+      "values", "items", "get", "setdefault", "update", "popitem", "fromkeys", "add", "discard", "union",
+      "intersection", "difference", "issubset", "issuperset", "isdisjoint", "join", "split", "rsplit", "splitlines",
+      "strip", "lstrip", "rstrip", "startswith", "endswith", "find", "rfind", "rindex", "replace", "lower", "upper",
+      "format", "format_map", "encode", "decode", "partition", "rpartition", "ljust", "rjust", "center", "zfill",
+      "expandtabs", "translate", "maketrans", "casefold", "capitalize", "title", "swapcase", "isalnum", "isalpha",
+      "isdigit", "isdecimal", "isnumeric", "isspace", "isidentifier", "islower", "isupper", "istitle", "isascii",
+      "isprintable", "removeprefix", "removesuffix", "hex", "fromhex", "read", "readline", "readlines", "write",
+      "writelines", "close", "flush", "seek", "tell", "fileno", "truncate", "readable", "writable", "seekable"};
+  static constexpr std::string_view script[] = {
+      "push", "pop", "shift", "unshift", "slice", "splice", "concat", "join", "reverse", "sort", "indexOf",
+      "lastIndexOf", "includes", "find", "findIndex", "filter", "map", "forEach", "reduce", "reduceRight", "some",
+      "every", "flat", "flatMap", "fill", "keys", "values", "entries", "at", "charAt", "charCodeAt", "split",
+      "substring", "substr", "toLowerCase", "toUpperCase", "trim", "trimStart", "trimEnd", "startsWith", "endsWith",
+      "padStart", "padEnd", "repeat", "replace", "replaceAll", "match", "matchAll", "search", "localeCompare",
+      "normalize", "get", "set", "has", "delete", "clear", "add", "hasOwnProperty", "toString", "valueOf", "then",
+      "catch", "finally", "call", "apply", "bind", "parse", "stringify", "log", "error", "warn", "info", "debug"};
+  const auto in = [&](const auto& list) { return std::find(std::begin(list), std::end(list), name) != std::end(list); };
+  if (lang == context::language::python) return in(python);
+  if (has_name_imports(lang)) return in(script);
+  return false;
+}
+
+// The receiver of a call's name (`obj` in obj.f()), empty for a plain call.
+std::string receiver_of(TSNode name, std::string_view text) {
+  const TSNode parent = ts_node_parent(name);
+  if (ts_node_is_null(parent)) return {};
+  const std::string_view type = ts_node_type(parent);
+  if (type == "call" || type == "call_expression" || type == "method_invocation") {
+    const TSNode object = ts_node_child_by_field_name(parent, "object", 6);  // Java: object.name(...)
+    if (ts_node_is_null(object)) return {};
+    return std::string(text.substr(ts_node_start_byte(object), ts_node_end_byte(object) - ts_node_start_byte(object)));
+  }
+  const TSNode first = ts_node_named_child(parent, 0);
+  if (ts_node_is_null(first) || ts_node_eq(first, name)) return {};
+  return std::string(text.substr(ts_node_start_byte(first), ts_node_end_byte(first) - ts_node_start_byte(first)));
+}
+
+// Call sites in one file whose callee the index holds exactly once, in another file, that really refer to
+// that definition: in languages that import names (Python, JS/TS), a plain call's name must be imported from
+// the definition's file and `module.f()` must name a module that resolves to it; a call on another receiver
+// must not be a built-in type's method. Elsewhere (C includes, Go packages, Rust, Java), one of the file's
+// imports must name the definition's file.
 void find_call_sites(const context::workspace_index& index, const std::string& path, context::language lang,
                      const std::string& text, std::vector<call_site>& out) {
   const TSQuery* query = context::calls_query(lang);
@@ -60,13 +112,28 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
   context::symbol_options only_imports;
   only_imports.definitions = false;
   std::vector<std::string> modules;
-  for (const context::import_entry& imp : context::extract_symbols(lang, text, tree, only_imports).imports) {
+  const std::vector<context::import_entry> imports = context::extract_symbols(lang, text, tree, only_imports).imports;
+  for (const context::import_entry& imp : imports) {
     modules.push_back(imp.module);
     if (!imp.name.empty()) modules.push_back(imp.module + "/" + imp.name);
   }
+  const context::import_table table(index, path, lang, imports);
   const auto imported = [&](const std::string& def_path) {
     return std::any_of(modules.begin(), modules.end(),
                        [&](const std::string& m) { return context::module_match(def_path, m) > 0; });
+  };
+  const auto contains = [](const std::vector<std::string>* files, const std::string& f) {
+    return files != nullptr && std::find(files->begin(), files->end(), f) != files->end();
+  };
+  // Whether the call really names the definition in `def_path` (see above).
+  const auto refers_to = [&](const std::string& name, const std::string& receiver, const std::string& def_path) {
+    if (!has_name_imports(lang)) return imported(def_path);
+    if (receiver.empty()) {
+      const context::import_table::bound_name* bound = table.name(name);
+      return (bound != nullptr && contains(&bound->files, def_path)) || contains(table.module(name), def_path);
+    }
+    if (const std::vector<std::string>* files = table.module(receiver)) return contains(files, def_path);
+    return !is_builtin_method(lang, name) && imported(def_path);
   };
   uint32_t name_capture = 0;
   for (uint32_t id = 0; id < ts_query_capture_count(query); ++id) {
@@ -87,7 +154,7 @@ void find_call_sites(const context::workspace_index& index, const std::string& p
       const std::vector<context::indexed_definition> defs = index.lookup(name, 1);
       if (defs.empty() || defs[0].path == path ||
           (defs[0].def.kind != context::def_kind::function && defs[0].def.kind != context::def_kind::method) ||
-          !imported(defs[0].path)) {
+          !refers_to(name, receiver_of(node, text), defs[0].path)) {
         continue;
       }
       last_line = line_start;
@@ -172,6 +239,9 @@ int run_bench_context(args_view args) {
     const std::string hidden = original.substr(0, site.line_start + indent) + original.substr(site.line_end);
     context::document doc(site.path, site.lang, hidden);
     const context::source_view view = doc.view();
+    // As in the editor, the index holds the file as it is being edited: without the hidden line (so the
+    // reference counts cannot see the call either). The original goes back after this sample.
+    index.update_file(site.path, hidden, view.tree);
     for (std::size_t k = 0; k < budgets.size(); ++k) {
       const auto start = std::chrono::steady_clock::now();
       result<context::prompt> prompt = builders[k].build({view, site.line_start + indent, &index, nullptr});
@@ -195,6 +265,7 @@ int run_bench_context(args_view args) {
         t->ms.push_back(ms);
       }
     }
+    index.update_file(site.path, original);
   }
 
   if (as_json) {

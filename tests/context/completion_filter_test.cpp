@@ -140,5 +140,57 @@ TEST(CompletionFilter, DetectsIndentStyle) {
   EXPECT_EQ(detect_indent_style("x\n").width, 4u);
 }
 
+
+// The edges the issue names: plain text (unknown language), invalid UTF-8, a syntax error at the cursor, and a
+// 50,000-line file all get a plan and a filter, decided from lines where there is no tree.
+TEST(CompletionFilter, UnknownLanguageFallsBackToLines) {
+  const auto [text, cursor] = with_cursor("first line\n  |\nlast line\n");
+  document doc = document::from_path("notes.unknown", text);
+  const completion_plan plan = plan_completion(doc.view(), cursor);
+  EXPECT_EQ(plan.mode, completion_mode::multi_line) << plan.reason;
+  completion_filter filter(plan);
+  filter.feed("one\n  two\nlast line\nmore\n");
+  EXPECT_EQ(filter.finish(), "one\n  two");
+  EXPECT_EQ(filter.reason(), stop_reason::dedent);
+  const auto [mid, at] = with_cursor("alpha |beta\n");
+  document words = document::from_path("notes.unknown", mid);
+  EXPECT_EQ(plan_completion(words.view(), at).mode, completion_mode::none);
+}
+
+TEST(CompletionFilter, InvalidUtf8IsKeptByteForByte) {
+  const auto [text, cursor] = with_cursor("s = '\xFF'\nt = |\n");
+  document doc("bytes.py", language::python, text);
+  completion_filter filter(plan_completion(doc.view(), cursor));
+  filter.feed("'\xC3\x28' + s\nnext()\n");
+  EXPECT_EQ(filter.finish(), "'\xC3\x28' + s");
+  EXPECT_EQ(filter.reason(), stop_reason::newline);
+}
+
+TEST(CompletionFilter, SyntaxErrorAtTheCursor) {
+  const auto [text, cursor] = with_cursor("def f(x:\n    return ((x +|\n\ndef g():\n    pass\n");
+  document doc("broken.py", language::python, text);
+  const completion_plan plan = plan_completion(doc.view(), cursor);
+  EXPECT_EQ(plan.mode, completion_mode::single_line) << plan.reason;
+  completion_filter filter(plan);
+  filter.feed(" 1))\n    y = 2\n");
+  EXPECT_EQ(filter.finish(), " 1");  // the closers belong to brackets the file opened
+  EXPECT_EQ(filter.reason(), stop_reason::unmatched_bracket);
+}
+
+TEST(CompletionFilter, FiftyThousandLineFile) {
+  std::string text;
+  for (int i = 0; i < 25000; ++i) text += "def f" + std::to_string(i) + "(x):\n    return x\n";
+  const std::size_t cursor = text.find("    return x\ndef f12346") + 4;
+  text.replace(cursor, 8, "");  // an empty body line in the middle of the file
+  document doc("big.py", language::python, text);
+  ASSERT_GE(doc.line_count(), 50000u);
+  const completion_plan plan = plan_completion(doc.view(), cursor);
+  EXPECT_EQ(plan.mode, completion_mode::multi_line) << plan.reason;
+  EXPECT_EQ(plan.next_lines.front(), "def f12346(x):");
+  completion_filter filter(plan);
+  filter.feed("return x * 2\ndef f12346(x):\n");
+  EXPECT_EQ(filter.finish(), "return x * 2");
+}
+
 }  // namespace
 }  // namespace qcoder::context

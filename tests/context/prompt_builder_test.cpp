@@ -89,6 +89,26 @@ TEST(PromptBuilder, TypeScriptNamedAndNamespaceImports) {
   EXPECT_THAT(p.text, HasSubstr("<|file_sep|>src/math/vec.ts\nexport function dot("));
 }
 
+TEST(PromptBuilder, ImportedModulesOutlineAsFirstLinesMostUsedFirst) {
+  workspace_index index;
+  index.update_file("shapes.py", "PI = 3\n\ndef rare(a):\n    return a\n\ndef popular(b,\n            c):\n    return b\n");
+  index.update_file("user1.py", "import shapes\nshapes.popular(1, 2)\n");
+  index.update_file("user2.py", "import shapes\nshapes.popular(3, 4)\n");
+  const auto [text, cursor] = with_cursor("import shapes\n\ndef f():\n    |\n");
+  document doc("main.py", language::python, text);
+  prompt_builder builder = make_builder();
+  const prompt p = builder.build({doc.view(), cursor, &index, nullptr}).value();
+  expect_consistent(p);
+  // First lines only, no blank line between them, the most referred to first, constants last; the
+  // groups are in file order within the block, so the order shows in what made the cut, not here.
+  EXPECT_EQ(find_block(p, block_kind::imports)->text, "<|file_sep|>shapes.py\nPI = 3\ndef rare(a):\ndef popular(b,\n");
+  const std::vector<indexed_definition> outline = index.outline("shapes.py", 10);
+  ASSERT_EQ(outline.size(), 3u);
+  EXPECT_EQ(outline[0].def.name, "popular");
+  EXPECT_EQ(outline[1].def.name, "rare");
+  EXPECT_EQ(outline[2].def.name, "PI");
+}
+
 TEST(PromptBuilder, CNameUsedNearTheCursorGetsItsSnippet) {
   workspace_index index;
   index.update_file("lib/add.c", "int add(int a, int b) {\n  return a + b;\n}\n");

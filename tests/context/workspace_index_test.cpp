@@ -118,6 +118,22 @@ TEST_F(WorkspaceIndexTest, CancelsThroughTheStopToken) {
   EXPECT_LT(index.stats().files, 200u);
 }
 
+TEST(WorkspaceIndex, ReferenceCountsFollowUpdates) {
+  workspace_index index;
+  index.update_file("a.py", "import util\nutil.helper(1)\nutil.helper(2)\n");
+  index.update_file("b.py", "from util import helper\nhelper(3)\n");
+  EXPECT_EQ(index.references("helper"), 4u);  // the import names it too
+  EXPECT_EQ(index.references("util"), 4u);
+  index.update_file("a.py", "x = 1\n");
+  EXPECT_EQ(index.references("helper"), 2u);
+  index.remove_file("b.py");
+  EXPECT_EQ(index.references("helper"), 0u);
+  EXPECT_EQ(index.references("nowhere"), 0u);
+  workspace_index off(index_options{.count_references = false});
+  off.update_file("a.py", "helper(1)\n");
+  EXPECT_EQ(off.references("helper"), 0u);
+}
+
 TEST(WorkspaceIndex, BinaryAndSkippedFolders) {
   EXPECT_TRUE(looks_binary(std::string("ab\0c", 4)));
   EXPECT_FALSE(looks_binary("plain text"));

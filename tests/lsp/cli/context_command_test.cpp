@@ -64,6 +64,10 @@ TEST_F(ContextCommand, TextOutputAndErrors) {
 }
 
 TEST_F(ContextCommand, BenchFindsTheImportedCallee) {
+  // Calls that only share a name with a workspace function are not samples: a builtin called by its plain
+  // name (the module defining `enumerate` is imported, the name is not) and a built-in type's method.
+  write("pkg/text.py", "class Text:\n    def startswith(self, prefix):\n        return True\n\ndef enumerate(xs):\n    return xs\n");
+  write("pkg/other.py", "from . import text\n\ndef f(s):\n    for i, c in enumerate(s):\n        pass\n    return s.startswith('x')\n");
   const auto r = run_qcoder("bench context --workspace " + dir_.string() + " --tokenizer " + tiny_tokenizer + " --json", false);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const json out = json::parse(r.out);
