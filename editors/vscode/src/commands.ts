@@ -1,5 +1,6 @@
 // The commands: "qcoder: Rewrite selection…" (asks for the instruction; the server computes the edit and
-// applies it through workspace/applyEdit), "qcoder: Show status" (the `qcoder.status` command's answer in
+// applies it through workspace/applyEdit), "qcoder: Refactor workspace…" (one instruction over every file
+// of the folder, as one edit: one undo takes it back), "qcoder: Show status" (the `qcoder.status` command's answer in
 // an output channel) and "qcoder: Restart server". The server's own commands (qcoder.rewriteSelection,
 // qcoder.status, ...) are registered by the language client under their names, so ours differ.
 // Thread-safety: extension host only.
@@ -46,6 +47,58 @@ export async function rewriteSelection(editor: vscode.TextEditor | undefined, se
   return false;
 }
 
+interface RefactorResult {
+  applied?: boolean;
+  files?: number;
+  unitsChanged?: number;
+  skipped?: string[];
+  failureReason?: string;
+}
+
+export async function refactorWorkspace(server: Requester): Promise<boolean> {
+  if (!vscode.workspace.workspaceFolders?.length) {
+    void vscode.window.showInformationMessage('qcoder: open a folder to refactor it.');
+    return false;
+  }
+  const instruction = await vscode.window.showInputBox({
+    title: 'qcoder: Refactor workspace',
+    prompt: 'What should change across the workspace? (e.g. rename `getUser` to `fetchUser` and update callers)',
+    ignoreFocusOut: true,
+  });
+  if (instruction === undefined || instruction.trim() === '') return false;
+  const files = await vscode.window.showInputBox({
+    title: 'qcoder: Refactor workspace',
+    prompt: 'Only files matching these globs, comma-separated (empty: every source file)',
+    ignoreFocusOut: true,
+  });
+  if (files === undefined) return false;
+  const argument: Record<string, unknown> = { instruction };
+  const include = files.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  if (include.length > 0) argument.include = include;
+  try {
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'qcoder: refactoring the workspace…', cancellable: true },
+      (_progress, token) => server.request<RefactorResult>(
+        'workspace/executeCommand', { command: 'qcoder.refactorWorkspace', arguments: [argument] }, token));
+    const skipped = result?.skipped?.length ? ` (left out, edited meanwhile: ${result.skipped.join(', ')})` : '';
+    if (result?.applied) {
+      void vscode.window.showInformationMessage(
+        `qcoder: refactored ${result.files ?? 0} files, ${result.unitsChanged ?? 0} units changed${skipped}.`);
+      return true;
+    }
+    if (!result?.files) {
+      void vscode.window.showInformationMessage('qcoder: nothing in the workspace needed that change.');
+    } else {
+      void vscode.window.showWarningMessage(`qcoder: the refactor was not applied${result.failureReason ? `: ${result.failureReason}` : ''}.`);
+    }
+  } catch (e) {
+    if ((e as { code?: number }).code !== REQUEST_CANCELLED) {
+      void vscode.window.showErrorMessage(`qcoder: refactor failed: ${(e as Error).message}`);
+    }
+  }
+  return false;
+}
+
 export async function showStatus(server: Requester, channel: vscode.OutputChannel): Promise<void> {
   try {
     const status = await server.request<ServerStatus>('workspace/executeCommand', { command: 'qcoder.status', arguments: [] });
@@ -65,6 +118,7 @@ export function registerCommands(context: vscode.ExtensionContext, server: Reque
     channel,
     vscode.commands.registerCommand('qcoder.rewriteSelectionWithInstruction',
       () => rewriteSelection(vscode.window.activeTextEditor, server)),
+    vscode.commands.registerCommand('qcoder.refactorWorkspaceWithInstruction', () => refactorWorkspace(server)),
     vscode.commands.registerCommand('qcoder.showStatus', () => showStatus(server, channel)),
     vscode.commands.registerCommand('qcoder.restartServer', () => server.restart()),
   );

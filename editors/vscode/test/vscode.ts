@@ -72,6 +72,7 @@ export const commands = {
 };
 
 export const workspace = {
+  workspaceFolders: undefined as unknown[] | undefined,
   getConfiguration: vi.fn(),
   onDidChangeConfiguration: vi.fn(() => new Disposable()),
 };

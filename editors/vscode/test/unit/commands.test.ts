@@ -2,7 +2,7 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as vscode from 'vscode';
 
-import { rewriteSelection, showStatus } from '../../src/commands';
+import { refactorWorkspace, rewriteSelection, showStatus } from '../../src/commands';
 
 const editor = (selection: vscode.Selection) =>
   ({ selection, document: { uri: vscode.Uri.parse('file:///w/a.py') } }) as unknown as vscode.TextEditor;
@@ -38,6 +38,34 @@ describe('commands', () => {
     vi.mocked(vscode.window.showInputBox).mockResolvedValue(undefined);
     expect(await rewriteSelection(editor(sel(0, 0, 1, 0)), server)).toBe(false);
     expect(server.request).not.toHaveBeenCalled();
+  });
+
+  it('refactors the workspace with the instruction and globs typed, and reports what changed', async () => {
+    (vscode.workspace as { workspaceFolders?: unknown[] }).workspaceFolders = [{ uri: vscode.Uri.parse('file:///w') }];
+    vi.mocked(vscode.window.showInputBox).mockResolvedValueOnce('rename `getUser` to `fetchUser`').mockResolvedValueOnce('*.ts, src/** ');
+    const server = { request: vi.fn(async () => ({ applied: true, files: 3, unitsChanged: 5, skipped: ['b.ts'] })) };
+    expect(await refactorWorkspace(server)).toBe(true);
+    expect(server.request).toHaveBeenCalledWith('workspace/executeCommand', {
+      command: 'qcoder.refactorWorkspace',
+      arguments: [{ instruction: 'rename `getUser` to `fetchUser`', include: ['*.ts', 'src/**'] }],
+    }, expect.anything());
+    expect(vscode.window.showInformationMessage).toHaveBeenCalledWith(
+      'qcoder: refactored 3 files, 5 units changed (left out, edited meanwhile: b.ts).');
+  });
+
+  it('does not refactor without a folder or an instruction, and says when nothing changed', async () => {
+    const server = { request: vi.fn(async () => ({ applied: false, files: 0 })) };
+    (vscode.workspace as { workspaceFolders?: unknown[] }).workspaceFolders = undefined;
+    expect(await refactorWorkspace(server)).toBe(false);
+    expect(vscode.window.showInputBox).not.toHaveBeenCalled();
+    (vscode.workspace as { workspaceFolders?: unknown[] }).workspaceFolders = [{}];
+    vi.mocked(vscode.window.showInputBox).mockResolvedValueOnce('   ');
+    expect(await refactorWorkspace(server)).toBe(false);
+    expect(server.request).not.toHaveBeenCalled();
+    vi.mocked(vscode.window.showInputBox).mockResolvedValueOnce('add type hints').mockResolvedValueOnce('');
+    expect(await refactorWorkspace(server)).toBe(false);
+    expect((server.request.mock.calls[0] as unknown[])[1]).toEqual({ command: 'qcoder.refactorWorkspace', arguments: [{ instruction: 'add type hints' }] });
+    expect(vscode.window.showInformationMessage).toHaveBeenCalledWith('qcoder: nothing in the workspace needed that change.');
   });
 
   it('shows the status in the output channel', async () => {
