@@ -12,21 +12,12 @@
 #include <spdlog/spdlog.h>
 #include <tree_sitter/api.h>
 
-#include "context/gitignore.h"
+#include "context/workspace_walk.h"
 
 namespace qcoder::context {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_file(const fs::path& path, std::uint64_t limit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::string text(limit, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(limit));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return text;
-}
 
 std::string generic(const fs::path& path) { return path.generic_string(); }
 
@@ -149,48 +140,12 @@ void workspace_index::cancel() { builder_.request_stop(); }
 
 void workspace_index::build(std::stop_token stop, fs::path root) {
   const auto started = std::chrono::steady_clock::now();
-  gitignore ignore;
-  ignore.add("", read_file(root / ".git" / "info" / "exclude", 1u << 20));
-
-  // Walk: folders depth-first in name order (so the index is the same on every run).
-  std::vector<std::pair<std::string, language>> files;
-  std::size_t skipped_large = 0;
-  std::vector<std::string> pending{""};
-  while (!pending.empty() && !stop.stop_requested()) {
-    const std::string dir = std::move(pending.back());
-    pending.pop_back();
-    const fs::path full = dir.empty() ? root : root / dir;
-    ignore.add(dir, read_file(full / ".gitignore", 1u << 20));
-    std::vector<fs::directory_entry> entries;
-    std::error_code ec;
-    for (fs::directory_iterator it(full, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
-         it.increment(ec)) {
-      entries.push_back(*it);
-    }
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.path() < b.path(); });
-    std::vector<std::string> subfolders;
-    for (const fs::directory_entry& entry : entries) {
-      const std::string name = entry.path().filename().string();
-      const std::string rel = dir.empty() ? name : dir + "/" + name;
-      if (entry.is_symlink(ec)) continue;  // no cycles, no files outside the workspace
-      if (entry.is_directory(ec)) {
-        if (!is_skipped_folder(name) && !ignore.ignored(rel, true)) subfolders.push_back(rel);
-        continue;
-      }
-      if (!entry.is_regular_file(ec)) continue;
-      const std::optional<language> lang = language_from_path(name);
-      if (!lang || ignore.ignored(rel, false)) continue;
-      if (entry.file_size(ec) > options_.max_file_bytes) {
-        ++skipped_large;
-        continue;
-      }
-      files.emplace_back(rel, *lang);
-    }
-    pending.insert(pending.end(), subfolders.rbegin(), subfolders.rend());  // popped in name order
-  }
+  // The walk (folders depth-first in name order, so the index is the same on every run).
+  const walk_result walked = walk_workspace(root, {.max_file_bytes = options_.max_file_bytes}, stop);
+  const std::vector<walked_file>& files = walked.files;
   {
     std::unique_lock lock(mutex_);
-    stats_.skipped_large = skipped_large;
+    stats_.skipped_large = walked.skipped_large;
   }
 
   // Parse on a few threads; each owns a parser.
@@ -199,13 +154,13 @@ void workspace_index::build(std::stop_token stop, fs::path root) {
   const auto work = [&] {
     std::unique_ptr<TSParser, parser_deleter> parser(ts_parser_new());
     for (std::size_t i = next++; i < files.size() && !stop.stop_requested(); i = next++) {
-      const std::string text = read_file(root / files[i].first, options_.max_file_bytes);
+      const std::string text = read_file_head(root / files[i].path, options_.max_file_bytes);
       if (looks_binary(text)) {
         ++binary;
         continue;
       }
-      parsed_file parsed = parse_file(parser.get(), files[i].second, text, options_);
-      store(files[i].first, files[i].second, std::move(parsed.symbols), std::move(parsed.references));
+      parsed_file parsed = parse_file(parser.get(), files[i].lang, text, options_);
+      store(files[i].path, files[i].lang, std::move(parsed.symbols), std::move(parsed.references));
     }
   };
   std::vector<std::jthread> workers;
