@@ -104,9 +104,9 @@ TEST(RefactorCli, BadFlagsAreClearErrors) {
   EXPECT_NE(missing.out.find("--instruction"), std::string::npos) << missing.out;
 }
 
-// Starts `qcoder ARGS` with stdout and stderr to /dev/null; returns its pid.
-pid_t spawn_qcoder(const std::string& args) {
-  const std::string command = std::string(QCODER_BINARY) + " " + args + " >/dev/null 2>&1";
+// Starts `qcoder ARGS` with stdout to /dev/null and stderr to `log`; returns its pid.
+pid_t spawn_qcoder(const std::string& args, const std::string& log = "/dev/null") {
+  const std::string command = "exec " + std::string(QCODER_BINARY) + " " + args + " >/dev/null 2>" + log;
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
   pid_t pid = -1;
   posix_spawnattr_t attr;
@@ -163,6 +163,41 @@ TEST(RefactorCli, SigkillDuringApplyLeavesEveryFileOldOrNew) {
   // Across the kills, some came before a file was written and some after.
   EXPECT_TRUE(saw_old);
   EXPECT_TRUE(saw_new);
+}
+
+TEST(RefactorCli, CtrlCStopsCleanlyBetweenUnits) {
+  const auto files = fixture(24);
+  const fs::path reference = make_workspace("refactor_int_ref", files);
+  const auto started = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_qcoder(refactor_args(reference, "--apply"), /*merge_stderr=*/true).exit_code, 0);
+  const auto took = std::chrono::steady_clock::now() - started;
+
+  const fs::path root = make_workspace("refactor_int", files);
+  const fs::path log = fs::path(::testing::TempDir()) / "refactor_int.log";
+  const pid_t pid = spawn_qcoder(refactor_args(root, "--apply"), log.string());
+  ASSERT_GT(pid, 0);
+  std::this_thread::sleep_for(took / 2);
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "Ctrl-C killed the process instead of stopping it";
+  const std::string said = read(log);
+  if (WEXITSTATUS(status) == 130) {
+    EXPECT_NE(said.find("stopped before the end"), std::string::npos) << said;
+  } else {
+    EXPECT_EQ(WEXITSTATUS(status), 0) << said;  // it had finished before the signal came
+  }
+  // Every file old or new, and nothing else left behind: a clean stop leaves no temporary file.
+  std::size_t entries = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    ++entries;
+    const std::string rel = fs::relative(entry.path(), root).generic_string();
+    ASSERT_TRUE(files.count(rel)) << "left behind: " << rel;
+    const std::string now = read(entry.path());
+    EXPECT_TRUE(now == files.at(rel) || now == read(reference / rel)) << rel;
+  }
+  EXPECT_EQ(entries, files.size());
 }
 
 }  // namespace
