@@ -181,6 +181,25 @@ std::string edit_prompt(const context::source_view& src, const edit_request& req
   return p;
 }
 
+bool fenced_reply::push(std::int32_t id) {
+  piece_.clear();
+  if (!decoder_.push(id, piece_)) return false;
+  reply_ += piece_;
+  // Stop at the closing fence: the rest is chatter.
+  return reply_.find("\n```") == std::string::npos && !reply_.starts_with("```");
+}
+
+std::string fenced_reply::code(std::string_view original, engine::finish_reason reason, bool* complete) {
+  piece_.clear();
+  decoder_.finish(piece_);
+  reply_ += piece_;
+  bool closed = false;
+  std::string code = extract_code(reply_, original, &closed);
+  // A reply that ended on its own (end of turn) without a fence is complete too.
+  if (complete != nullptr) *complete = closed || reason != engine::finish_reason::length;
+  return code;
+}
+
 std::string extract_code(std::string_view reply, std::string_view original, bool* closed) {
   std::size_t cut = std::string_view::npos;
   for (std::size_t at = 0; at < reply.size();) {
@@ -221,17 +240,13 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
   gen.sampling.greedy = true;
   gen.cache = cache;
   gen.stop = request.stop;
-  engine::stream_decoder decoder(tok, /*skip_added=*/true);
-  std::string reply, piece;
+  fenced_reply reply(tok);
   std::size_t generated = 0;
   gen.on_token = [&](std::int32_t id) {
-    piece.clear();
-    if (!decoder.push(id, piece)) return false;
-    reply += piece;
+    const bool more = reply.push(id);
     ++generated;
     if (request.on_progress) request.on_progress(generated);
-    // Stop at the closing fence: the rest is chatter.
-    return reply.find("\n```") == std::string::npos && !reply.starts_with("```");
+    return more;
   };
   QCODER_TRY(engine::generation_result generated_result, runner_.generate(model, std::move(gen)));
   out.generated_tokens = generated_result.tokens.size();
@@ -242,14 +257,8 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
     out.cancelled = true;
     return out;
   }
-  piece.clear();
-  decoder.finish(piece);
-  reply += piece;
   const std::string_view original = src.text.substr(out.target.begin, out.target.end - out.target.begin);
-  bool closed = false;
-  out.replacement = extract_code(reply, original, &closed);
-  // A reply that ended on its own (end of turn) without a fence is complete too.
-  out.complete = closed || generated_result.reason != engine::finish_reason::length;
+  out.replacement = reply.code(original, generated_result.reason, &out.complete);
   if (!out.complete && !request.accept_incomplete) {
     return fail(errc::unsupported,
                 "the model's answer for {} was cut off at {} tokens; nothing was changed (raise the edit token "

@@ -19,6 +19,8 @@
 #include <vector>
 
 #include "context/document.h"
+#include "engine/generate.h"
+#include "engine/tokenizer/stream_decoder.h"
 #include "service/completion.h"
 #include "service/text_diff.h"
 
@@ -63,6 +65,22 @@ std::string edit_prompt(const context::source_view& src, const edit_request& req
 // `closed` says whether the fence was closed (the answer is complete). The result ends with a newline
 // when `original` did.
 std::string extract_code(std::string_view reply, std::string_view original, bool* closed = nullptr);
+
+// The reply to a prompt that ends inside an opened fence (edit_prompt, the refactor's prompts), decoded as
+// it streams: push() each token (from generation_request::on_token; false once the fence is closed, so
+// generation stops there), then code() once generation ended.
+class fenced_reply {
+ public:
+  explicit fenced_reply(const engine::tokenizer& tok) : decoder_(tok, /*skip_added=*/true) {}
+  bool push(std::int32_t id);
+  // The code up to the closing fence, ending with a newline when `original` did. `complete`: the fence
+  // was closed, or the model ended on its own (not cut off at the token limit).
+  std::string code(std::string_view original, engine::finish_reason reason, bool* complete);
+
+ private:
+  engine::stream_decoder decoder_;
+  std::string reply_, piece_;
+};
 
 struct edit_result {
   edit_target target;

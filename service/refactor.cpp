@@ -10,7 +10,6 @@
 #include <tree_sitter/api.h>
 
 #include "context/workspace_index.h"
-#include "engine/tokenizer/stream_decoder.h"
 #include "service/atomic_file.h"
 #include "service/edit.h"
 
@@ -214,14 +213,8 @@ result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
   gen.speculate = speculate_;
   gen.lookup.assign(prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.head_tokens),
                     prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.unit_tokens));
-  engine::stream_decoder decoder(tok, /*skip_added=*/true);
-  std::string reply, piece;
-  gen.on_token = [&](std::int32_t id) {
-    piece.clear();
-    if (!decoder.push(id, piece)) return false;
-    reply += piece;
-    return reply.find("\n```") == std::string::npos && !reply.starts_with("```");  // the closing fence ends it
-  };
+  fenced_reply reply(tok);
+  gen.on_token = [&](std::int32_t id) { return reply.push(id); };
   QCODER_TRY(engine::generation_result r, runner_.generate(model_, std::move(gen)));
   rewrite_answer out;
   out.prompt_tokens = prompt.ids.size();
@@ -234,12 +227,7 @@ result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
     out.cancelled = true;
     return out;
   }
-  piece.clear();
-  decoder.finish(piece);
-  reply += piece;
-  bool closed = false;
-  out.code = extract_code(reply, task.code, &closed);
-  out.complete = closed || r.reason != engine::finish_reason::length;
+  out.code = reply.code(task.code, r.reason, &out.complete);
   return out;
 }
 
