@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include <fmt/core.h>
 
@@ -57,6 +59,15 @@ int run_bench(args_view args) {
   }
   fmt::print(stderr, "qcoder: unknown benchmark '{}' (run `qcoder bench --help` for the list)\n", args[0]);
   return exit_usage;
+}
+
+result<std::string> typing_source(const std::string& file, const engine::tokenizer& tok, std::int64_t target_tokens) {
+  if (file.empty()) return synthetic_python_source(tok, target_tokens);
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return fail(errc::not_found, "--file {}: cannot read it", file);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
 }
 
 std::string synthetic_python_source(const engine::tokenizer& tok, std::int64_t target_tokens) {

@@ -24,6 +24,8 @@ double percentile(std::vector<double> values, double p);
 // A deterministic Python module (dataclasses and functions) of about `target_tokens` tokens, for the
 // typing benchmarks when no --file is given.
 std::string synthetic_python_source(const engine::tokenizer& tok, std::int64_t target_tokens);
+// The text the typing benchmarks type into: `file`'s content, or synthetic_python_source when it is empty.
+result<std::string> typing_source(const std::string& file, const engine::tokenizer& tok, std::int64_t target_tokens);
 
 // Every sub-benchmark, in the order `qcoder bench --help` lists them.
 std::span<const bench_command> all_bench_commands();

@@ -123,16 +123,9 @@ int run_bench_fim_typing(args_view args) {
     if (!id) return report_failure(id.err());
     specials[i] = id.value();
   }
-  std::string text;
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return report_failure(fail(errc::not_found, "--file {}: cannot read it", file));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
-  } else {
-    text = synthetic_python_source(*tok, file_tokens);
-  }
+  result<std::string> source = typing_source(file, *tok, file_tokens);
+  if (!source) return report_failure(source.err());
+  std::string text = std::move(*source);
   result<opened_prefix_cache> cache = opened_prefix_cache::open(cache_flags, model);
   if (!cache) return report_failure(cache.err());
 

@@ -117,16 +117,9 @@ int run_bench_lsp(args_view args) {
   if (!loaded) return report_failure(loaded.err());
   result<engine::tokenizer> tok = engine::tokenizer::load_model_dir(loaded->model->weights_file().dir());
   if (!tok) return report_failure(tok.err());
-  std::string text;
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) return report_failure(fail(errc::not_found, "--file {}: cannot read it", file));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    text = buffer.str();
-  } else {
-    text = synthetic_python_source(*tok, file_tokens);
-  }
+  result<std::string> source = typing_source(file, *tok, file_tokens);
+  if (!source) return report_failure(source.err());
+  std::string text = std::move(*source);
   const std::string path = file.empty() ? (workspace.empty() ? std::string("/bench/inventory.py") : workspace + "/bench_inventory.py")
                                         : std::filesystem::absolute(file).string();
 
