@@ -37,7 +37,10 @@ struct qwen3_next::buffers {
   std::vector<float> x, xn, mixer_out;  // [B, H]
   // gated attention
   std::vector<float> q_gate, k, v, attn;  // [B, 2 n_h d], [B, n_kv d] ×2, [B, n_h d]
-  std::vector<float> scores;              // [threads, capacity]: grown when a longer state comes
+  std::vector<float> scores;              // [threads, scores_stride]: grown when a longer state comes
+  std::int64_t scores_stride = 0;         // the longest capacity among the chunk's states
+  std::vector<segment> segments;          // the chunk's sequences (reserved: B)
+  std::vector<std::int32_t> row_segment;  // [B]: the segment of each row
   // Gated DeltaNet
   std::vector<float> qkvz, ba, mixed, conv_out, z, core, normed;  // see deltanet_block
   std::vector<float> beta, g;                                     // [B, n_v]
@@ -120,6 +123,8 @@ qwen3_next::qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights 
   f.predicted.reserve(static_cast<std::size_t>(k));
   f.prediction = floats(c.num_experts);
   f.final_norm = floats(b * h);
+  f.segments.reserve(static_cast<std::size_t>(b));
+  f.row_segment.assign(static_cast<std::size_t>(b), 0);
 
   if (!options.routing_trace_path.empty() && c.num_experts > 0) {
     std::int32_t moe_layers = 0;
@@ -277,21 +282,38 @@ result<void> qwen3_next::copy_resident_weights(bool lock) {
   return ok();
 }
 
-result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits,
-                                 logits_mode mode, std::stop_token stop) {
-  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+std::int64_t qwen3_next::max_batch() const { return buf_->batch; }
+
+result<void> qwen3_next::check_step(const sequence_step& step) const {
+  const std::int64_t n = static_cast<std::int64_t>(step.tokens.size());
+  const sequence_state& state = *step.state;
   if (state.length() + n > state.capacity()) {
     return fail(errc::invalid_argument, "sequence of {} tokens exceeds the state's capacity of {}",
                 state.length() + n, state.capacity());
   }
   for (std::int64_t i = 0; i < n; ++i) {
-    if (tokens[static_cast<std::size_t>(i)] < 0 || tokens[static_cast<std::size_t>(i)] >= config_.vocab_size) {
-      return fail(errc::invalid_argument, "token id {} at position {} is outside the vocabulary (0..{})",
-                  tokens[static_cast<std::size_t>(i)], i, config_.vocab_size - 1);
+    const std::int32_t id = step.tokens[static_cast<std::size_t>(i)];
+    if (id < 0 || id >= config_.vocab_size) {
+      return fail(errc::invalid_argument, "token id {} at position {} is outside the vocabulary (0..{})", id, i,
+                  config_.vocab_size - 1);
     }
   }
-  const std::size_t scores_needed = static_cast<std::size_t>(backend_.threads() * state.capacity());
-  if (buf_->scores.size() < scores_needed) buf_->scores.resize(scores_needed);  // once per longer state
+  return ok();
+}
+
+// The attention scores scratch: one row per thread, as long as the longest state of the chunk.
+void qwen3_next::reserve_scores(std::int64_t capacity) {
+  buffers& f = *buf_;
+  f.scores_stride = capacity;
+  const std::size_t needed = static_cast<std::size_t>(backend_.threads() * capacity);
+  if (f.scores.size() < needed) f.scores.resize(needed);  // once per longer state
+}
+
+result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits,
+                                 logits_mode mode, std::stop_token stop) {
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  QCODER_CHECK(check_step({tokens, &state, mode}));
+  reserve_scores(state.capacity());
 
   for (std::int64_t begin = 0; begin < n; begin += buf_->batch) {
     const std::int64_t count = std::min(buf_->batch, n - begin);
@@ -305,7 +327,8 @@ result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_
       chunk_logits = logits;
       chunk_mode = logits_mode::last;
     }
-    if (result<void> r = forward_chunk(tokens.data() + begin, count, state, chunk_logits, chunk_mode, stop); !r) {
+    const segment one{0, {tokens.subspan(static_cast<std::size_t>(begin), static_cast<std::size_t>(count)), &state, chunk_mode}};
+    if (result<void> r = forward_chunk(std::span(&one, 1), count, chunk_logits, stop); !r) {
       state.reset();
       return r;
     }
@@ -313,17 +336,56 @@ result<void> qwen3_next::forward(std::span<const std::int32_t> tokens, sequence_
   return ok();
 }
 
-result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state,
-                                       float* logits, logits_mode mode, const std::stop_token& stop) {
+result<void> qwen3_next::forward_batch(std::span<const sequence_step> steps, float* logits, std::stop_token stop) {
+  buffers& f = *buf_;
+  std::int64_t total = 0;
+  std::int64_t longest = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const sequence_step& step = steps[i];
+    if (step.state == nullptr || step.tokens.empty()) {
+      return fail(errc::invalid_argument, "step {} of the batch has no state or no tokens", i);
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (steps[j].state == step.state) return fail(errc::invalid_argument, "steps {} and {} share a state", j, i);
+    }
+    QCODER_CHECK(check_step(step));
+    total += static_cast<std::int64_t>(step.tokens.size());
+    longest = std::max(longest, step.state->capacity());
+  }
+  if (total > f.batch) {
+    return fail(errc::invalid_argument, "a batch of {} tokens is more than the {} one pass takes", total, f.batch);
+  }
+  if (total == 0) return ok();
+  reserve_scores(longest);
+  f.segments.clear();
+  std::int64_t row = 0;
+  for (const sequence_step& step : steps) {
+    f.segments.push_back({row, step});
+    row += static_cast<std::int64_t>(step.tokens.size());
+  }
+  if (result<void> r = forward_chunk(f.segments, total, logits, stop); !r) {
+    for (const sequence_step& step : steps) step.state->reset();
+    return r;
+  }
+  return ok();
+}
+
+result<void> qwen3_next::forward_chunk(std::span<const segment> segments, std::int64_t n, float* logits,
+                                       const std::stop_token& stop) {
   const model_config& c = config_;
   const std::int64_t h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   buffers& f = *buf_;
 
   if (trace_) std::fill(chunk_predicted_.begin(), chunk_predicted_.end(), -1);
-  for (std::int64_t t = 0; t < n; ++t) {  // embedding lookup, dequantised
-    const std::int64_t row = tokens[t];
-    for (std::int64_t i = 0; i < h; ++i) f.x[static_cast<std::size_t>(t * h + i)] = weights_.embed_tokens.at(row, i);
+  for (std::size_t s = 0; s < segments.size(); ++s) {  // embedding lookup, dequantised
+    const segment& seg = segments[s];
+    for (std::size_t t = 0; t < seg.step.tokens.size(); ++t) {
+      const std::int64_t r = seg.row + static_cast<std::int64_t>(t);
+      const std::int64_t id = seg.step.tokens[t];
+      f.row_segment[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(s);
+      for (std::int64_t i = 0; i < h; ++i) f.x[static_cast<std::size_t>(r * h + i)] = weights_.embed_tokens.at(id, i);
+    }
   }
 
   for (std::int64_t li = 0; li < c.num_hidden_layers; ++li) {
@@ -331,9 +393,9 @@ result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t 
     const layer_weights& layer = weights_.layers[static_cast<std::size_t>(li)];
     cpu::rms_norm(f.xn.data(), f.x.data(), layer.input_layernorm, n, h, eps, true);
     if (layer.kind == layer_kind::full_attention) {
-      attention_block(layer, li, n, state);
+      attention_block(layer, li, n, segments);
     } else {
-      deltanet_block(layer, li, n, state);
+      deltanet_block(layer, li, n, segments);
     }
     cpu::axpy(f.x.data(), f.mixer_out.data(), 1.0f, n * h);
 
@@ -345,22 +407,28 @@ result<void> qwen3_next::forward_chunk(const std::int32_t* tokens, std::int64_t 
     }
     cpu::axpy(f.x.data(), f.mixer_out.data(), 1.0f, n * h);
   }
-  state.advance(n);
+  for (const segment& seg : segments) seg.step.state->advance(static_cast<std::int64_t>(seg.step.tokens.size()));
   if (store_) store_->next_token();
   if (trace_) record_routing(n);
 
-  if (mode == logits_mode::none) return ok();
-  const std::int64_t first = mode == logits_mode::last ? n - 1 : 0;
-  const std::int64_t rows = n - first;
-  cpu::rms_norm(f.final_norm.data(), f.x.data() + first * h, weights_.final_norm, rows, h, eps, true);
-  backend_.matmul(logits, f.final_norm.data(), weights_.lm_head, rows);
+  // The rows that want logits, gathered in step order, through one read of the head.
+  std::int64_t rows = 0;
+  for (const segment& seg : segments) {
+    const std::int64_t count = static_cast<std::int64_t>(seg.step.tokens.size());
+    const std::int64_t first = seg.step.mode == logits_mode::all ? 0 : count - 1;
+    if (seg.step.mode == logits_mode::none) continue;
+    cpu::rms_norm(f.final_norm.data() + rows * h, f.x.data() + (seg.row + first) * h, weights_.final_norm,
+                  count - first, h, eps, true);
+    rows += count - first;
+  }
+  if (rows > 0) backend_.matmul(logits, f.final_norm.data(), weights_.lm_head, rows);
   return ok();
 }
 
 // Gated attention: q_proj gives per head [q | gate]; q/k RMSNorm (zero-centred), partial NeoX RoPE,
 // causal softmax(q·k / √d) with GQA, output × sigmoid(gate), then o_proj.
 void qwen3_next::attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
-                                 sequence_state& state) {
+                                 std::span<const segment> segments) {
   const model_config& c = config_;
   const attention_weights& w = layer.attention;
   buffers& f = *buf_;
@@ -374,37 +442,44 @@ void qwen3_next::attention_block(const layer_weights& layer, std::int64_t layer_
                              {f.v.data(), f.xn.data(), &w.v_proj, n}};
   backend_.matmul_batch(jobs);
 
-  const kv_view kv = state.kv(layer_index);
-  const std::int64_t start = state.length();
-  for (std::int64_t t = 0; t < n; ++t) {
-    float* qg = f.q_gate.data() + t * 2 * n_h * d;
-    // q heads are the first half of each [q | gate] pair: normalise and rotate them in place.
-    for (std::int64_t hd = 0; hd < n_h; ++hd) {
-      float* q = qg + hd * 2 * d;
-      cpu::rms_norm(q, q, w.q_norm, 1, d, eps, true);
-      cpu::rope_neox(q, 1, d, c.rotary_dim(), start + t, c.rope_theta);
+  // Each row's q and k normalised and rotated at its position in its own sequence; k and v appended there.
+  for (const segment& seg : segments) {
+    const kv_view kv = seg.step.state->kv(layer_index);
+    const std::int64_t start = seg.step.state->length();
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(seg.step.tokens.size()); ++i) {
+      const std::int64_t t = seg.row + i;
+      const std::int64_t pos = start + i;
+      float* qg = f.q_gate.data() + t * 2 * n_h * d;
+      // q heads are the first half of each [q | gate] pair: normalise and rotate them in place.
+      for (std::int64_t hd = 0; hd < n_h; ++hd) {
+        float* q = qg + hd * 2 * d;
+        cpu::rms_norm(q, q, w.q_norm, 1, d, eps, true);
+        cpu::rope_neox(q, 1, d, c.rotary_dim(), pos, c.rope_theta);
+      }
+      float* k = f.k.data() + t * n_kv * d;
+      cpu::rms_norm(k, k, w.k_norm, n_kv, d, eps, true);
+      cpu::rope_neox(k, n_kv, d, c.rotary_dim(), pos, c.rope_theta);
+      std::copy(k, k + n_kv * d, kv.keys + pos * kv.stride);
+      std::copy(f.v.data() + t * n_kv * d, f.v.data() + (t + 1) * n_kv * d, kv.values + pos * kv.stride);
     }
-    float* k = f.k.data() + t * n_kv * d;
-    cpu::rms_norm(k, k, w.k_norm, n_kv, d, eps, true);
-    cpu::rope_neox(k, n_kv, d, c.rotary_dim(), start + t, c.rope_theta);
-    std::copy(k, k + n_kv * d, kv.keys + (start + t) * kv.stride);
-    std::copy(f.v.data() + t * n_kv * d, f.v.data() + (t + 1) * n_kv * d, kv.values + (start + t) * kv.stride);
   }
 
+  // Row t attends to its sequence's first (position + 1) keys, which now include its own.
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const std::int64_t group = n_h / n_kv;
-  const std::int64_t capacity = state.capacity();
   backend_.parallel_for(n * n_h, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
-    float* scores = f.scores.data() + thread * capacity;
+    float* scores = f.scores.data() + thread * f.scores_stride;
     for (std::int64_t task = begin; task < end; ++task) {
       const std::int64_t t = task / n_h;
       const std::int64_t hd = task % n_h;
       const std::int64_t kv_head = hd / group;
+      const segment& seg = segments[static_cast<std::size_t>(f.row_segment[static_cast<std::size_t>(t)])];
+      const kv_view kv = seg.step.state->kv(layer_index);
+      const std::int64_t keys = seg.step.state->length() + (t - seg.row) + 1;
       const float* q = f.q_gate.data() + t * 2 * n_h * d + hd * 2 * d;
       const float* gate = q + d;
       float* out = f.attn.data() + t * n_h * d + hd * d;
-      cpu::attention_head(out, q, kv.keys + kv_head * d, kv.values + kv_head * d, start + t + 1, d, kv.stride, scale,
-                          scores);
+      cpu::attention_head(out, q, kv.keys + kv_head * d, kv.values + kv_head * d, keys, d, kv.stride, scale, scores);
       for (std::int64_t i = 0; i < d; ++i) out[i] *= ref::sigmoid(gate[i]);
     }
   });
@@ -415,7 +490,7 @@ void qwen3_next::attention_block(const layer_weights& layer, std::int64_t layer_
 // L2-normalised q, k (q also / √d_k); β = sigmoid(b), g = −exp(A_log)·softplus(a + dt_bias); the delta
 // rule per value head (value head h reads key head h / r); gated RMSNorm with silu(z); out_proj.
 void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
-                                sequence_state& state) {
+                                std::span<const segment> segments) {
   const model_config& c = config_;
   const deltanet_weights& w = layer.deltanet;
   buffers& f = *buf_;
@@ -456,9 +531,12 @@ void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_i
     }
   }
 
-  const recurrent_view mem = state.recurrent(layer_index);
-  cpu::causal_conv1d_silu(f.conv_out.data(), f.mixed.data(), w.conv1d, mem.conv, n, conv_dim,
-                          c.linear_conv_kernel_dim);
+  for (const segment& seg : segments) {  // the convolution runs along each sequence
+    const recurrent_view mem = seg.step.state->recurrent(layer_index);
+    cpu::causal_conv1d_silu(f.conv_out.data() + seg.row * conv_dim, f.mixed.data() + seg.row * conv_dim, w.conv1d,
+                            mem.conv, static_cast<std::int64_t>(seg.step.tokens.size()), conv_dim,
+                            c.linear_conv_kernel_dim);
+  }
   for (std::int64_t t = 0; t < n; ++t) {
     float* row = f.conv_out.data() + t * conv_dim;
     cpu::l2_norm(row, n_k, dk, 1e-6f, 1.0f / std::sqrt(static_cast<float>(dk)));  // q
@@ -470,12 +548,17 @@ void qwen3_next::deltanet_block(const layer_weights& layer, std::int64_t layer_i
   // verifies drafts in batches), and the chunked form rounds differently at every chunk boundary. On the
   // CPU the recurrence costs ~4·d_k·d_v flops per token and head, small next to the MoE, with the state in
   // L2; the chunked form (kernels/cpu/delta_rule) is the shape for GPUs.
-  backend_.parallel_for(n_v, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
+  // Tasks: (sequence, value head), each walking its sequence's rows in order.
+  const std::int64_t tasks = static_cast<std::int64_t>(segments.size()) * n_v;
+  backend_.parallel_for(tasks, 1, [&](std::int64_t begin, std::int64_t end, int thread) {
     float* scratch = f.delta_scratch.data() + thread * f.delta_scratch_per_thread;
-    for (std::int64_t vh = begin; vh < end; ++vh) {
+    for (std::int64_t task = begin; task < end; ++task) {
+      const segment& seg = segments[static_cast<std::size_t>(task / n_v)];
+      const std::int64_t vh = task % n_v;
       const std::int64_t kh = vh / r;
-      float* s = mem.ssm + vh * dk * dv;
-      for (std::int64_t t = 0; t < n; ++t) {
+      float* s = seg.step.state->recurrent(layer_index).ssm + vh * dk * dv;
+      const std::int64_t rows_end = seg.row + static_cast<std::int64_t>(seg.step.tokens.size());
+      for (std::int64_t t = seg.row; t < rows_end; ++t) {
         const float* row = f.conv_out.data() + t * conv_dim;
         cpu::gated_delta_step(f.core.data() + t * value_dim + vh * dv, s, row + kh * dk, row + key_dim + kh * dk,
                               row + 2 * key_dim + vh * dv, f.g[static_cast<std::size_t>(t * n_v + vh)],

@@ -42,6 +42,13 @@ enum class logits_mode {
   all,   // logits of every token: [n, vocab]
 };
 
+// One sequence's part of a batched forward pass (qwen3_next::forward_batch).
+struct sequence_step {
+  std::span<const std::int32_t> tokens;  // at least one
+  sequence_state* state = nullptr;
+  logits_mode mode = logits_mode::none;
+};
+
 class qwen3_next {
  public:
   static result<std::unique_ptr<qwen3_next>> load(const std::filesystem::path& dir, const model_options& options);
@@ -66,14 +73,32 @@ class qwen3_next {
   result<void> forward(std::span<const std::int32_t> tokens, sequence_state& state, float* logits, logits_mode mode,
                        std::stop_token stop = {});
 
+  // Several sequences in one pass: every token row goes through the same matmuls, so each weight read
+  // serves all of them, and each sequence's rows attend only to its own memory. A row's result is bit for
+  // bit what forward() gives it alone. Logits go to `logits` in step order: one row for mode `last`, one
+  // per token for `all`, none for `none`. At most max_batch() tokens in all, and no state twice. Errors as
+  // forward(): nothing changes when the input is refused; after a cancellation or a failed expert read
+  // every state of the batch is reset.
+  result<void> forward_batch(std::span<const sequence_step> steps, float* logits, std::stop_token stop = {});
+  std::int64_t max_batch() const;
+
  private:
   struct buffers;
   qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights weights, const model_options& options);
 
-  result<void> forward_chunk(const std::int32_t* tokens, std::int64_t n, sequence_state& state, float* logits,
-                             logits_mode mode, const std::stop_token& stop);
-  void attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
-  void deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n, sequence_state& state);
+  // A chunk's rows, sequence by sequence: segment s owns rows [row, row + tokens.size()).
+  struct segment {
+    std::int64_t row = 0;
+    sequence_step step;
+  };
+  result<void> check_step(const sequence_step& step) const;
+  void reserve_scores(std::int64_t capacity);
+  result<void> forward_chunk(std::span<const segment> segments, std::int64_t n, float* logits,
+                             const std::stop_token& stop);
+  void attention_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
+                       std::span<const segment> segments);
+  void deltanet_block(const layer_weights& layer, std::int64_t layer_index, std::int64_t n,
+                      std::span<const segment> segments);
   result<void> moe_block(const moe_weights& moe, std::int64_t layer_index, std::int64_t n);
   // Top-k of layer `layer_index`'s router on the current normalised hidden state: the experts that layer
   // will probably want, for prefetch.

@@ -145,6 +145,66 @@ TEST_P(GoldenTest, LogitsDoNotDependOnHowThePromptIsChunked) {
   EXPECT_EQ(runs[0], runs[2]);
 }
 
+TEST_P(GoldenTest, BatchedSequencesGiveWhatEachGivesAlone) {
+  // Three sequences at different lengths, in one pass with every logits mode, bit for bit against each
+  // run alone; then a second pass on the states the first left (attention and DeltaNet memory kept apart).
+  auto model = load(model_dir());
+  ASSERT_TRUE(model);
+  const auto all = prompts();
+  const std::size_t vocab = static_cast<std::size_t>(model->config().vocab_size);
+  const std::vector<std::int32_t> a(all[3].begin(), all[3].begin() + 40);
+  const std::vector<std::int32_t> b(all[3].begin() + 100, all[3].begin() + 117);
+  const std::vector<std::int32_t> c = {all[3][150]};
+  const std::vector<std::int32_t> later = {7, 11, 13};
+  const logits_mode modes[] = {logits_mode::all, logits_mode::none, logits_mode::last};
+  std::vector<float> scratch(vocab * 64);
+
+  // Alone: each sequence gets a different prefix first, so their positions differ.
+  std::vector<float> alone;
+  std::vector<float> alone_later;
+  for (int i = 0; i < 3; ++i) {
+    sequence_state state = model->new_state(128);
+    const std::vector<std::int32_t> prefix(all[1].begin(), all[1].begin() + 3 * i);
+    if (!prefix.empty()) {
+      ASSERT_TRUE(model->forward(prefix, state, scratch.data(), logits_mode::none));
+    }
+    const std::vector<std::int32_t>& tokens = i == 0 ? a : i == 1 ? b : c;
+    ASSERT_TRUE(model->forward(tokens, state, scratch.data(), modes[i]));
+    const std::size_t rows = modes[i] == logits_mode::all ? tokens.size() : modes[i] == logits_mode::last ? 1 : 0;
+    alone.insert(alone.end(), scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(rows * vocab));
+    ASSERT_TRUE(model->forward(later, state, scratch.data(), logits_mode::last));
+    alone_later.insert(alone_later.end(), scratch.begin(), scratch.begin() + static_cast<std::ptrdiff_t>(vocab));
+  }
+
+  std::vector<sequence_state> states;
+  for (int i = 0; i < 3; ++i) {
+    states.push_back(model->new_state(128));
+    const std::vector<std::int32_t> prefix(all[1].begin(), all[1].begin() + 3 * i);
+    if (!prefix.empty()) {
+      ASSERT_TRUE(model->forward(prefix, states.back(), scratch.data(), logits_mode::none));
+    }
+  }
+  const sequence_step steps[] = {{a, &states[0], modes[0]}, {b, &states[1], modes[1]}, {c, &states[2], modes[2]}};
+  std::vector<float> together((a.size() + 1) * vocab);
+  ASSERT_TRUE(model->forward_batch(steps, together.data()));
+  EXPECT_EQ(together, alone);
+  EXPECT_EQ(states[0].length(), 40);
+  EXPECT_EQ(states[1].length(), 3 + 17);
+  EXPECT_EQ(states[2].length(), 6 + 1);
+  const sequence_step second[] = {{later, &states[2], logits_mode::last},
+                                  {later, &states[0], logits_mode::last},
+                                  {later, &states[1], logits_mode::last}};
+  std::vector<float> next(3 * vocab);
+  ASSERT_TRUE(model->forward_batch(second, next.data()));
+  const auto row = [&](const std::vector<float>& v, std::size_t i) {
+    return std::vector<float>(v.begin() + static_cast<std::ptrdiff_t>(i * vocab),
+                              v.begin() + static_cast<std::ptrdiff_t>((i + 1) * vocab));
+  };
+  EXPECT_EQ(row(next, 0), row(alone_later, 2));
+  EXPECT_EQ(row(next, 1), row(alone_later, 0));
+  EXPECT_EQ(row(next, 2), row(alone_later, 1));
+}
+
 INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, GoldenTest, ::testing::Values("bf16", "fp8"));
 
 TEST(Qwen3Next, RejectsBadTokensAndOverflowWithoutChangingState) {
@@ -176,6 +236,42 @@ TEST(Qwen3Next, CancellationStopsAndResetsTheState) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::cancelled);
   EXPECT_EQ(state.length(), 0);
+}
+
+TEST(Qwen3Next, BatchRefusesBadStepsWithoutChangingAnyState) {
+  auto model = load(data_dir / "bf16", 8);
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->max_batch(), 8);
+  sequence_state one = model->new_state(16);
+  sequence_state two = model->new_state(16);
+  std::vector<float> logits(2 * static_cast<std::size_t>(model->config().vocab_size));
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4, 5};
+  const std::vector<std::int32_t> none;
+  const std::vector<std::int32_t> bad = {1, -1};
+  const auto refused = [&](std::initializer_list<sequence_step> steps, std::string_view why) {
+    result<void> r = model->forward_batch(std::span(steps.begin(), steps.size()), logits.data());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code, errc::invalid_argument);
+    EXPECT_NE(r.err().message.find(why), std::string::npos) << r.err().message;
+    EXPECT_EQ(one.length(), 0);
+    EXPECT_EQ(two.length(), 0);
+  };
+  refused({{ids, &one, logits_mode::last}, {ids, &two, logits_mode::last}}, "more than the 8");
+  refused({{ids, &one, logits_mode::last}, {ids, &one, logits_mode::last}}, "share a state");
+  refused({{ids, &one, logits_mode::last}, {none, &two, logits_mode::last}}, "no tokens");
+  refused({{ids, &one, logits_mode::last}, {bad, &two, logits_mode::last}}, "outside the vocabulary");
+  refused({{ids, &one, logits_mode::last}, {ids, nullptr, logits_mode::last}}, "no state");
+
+  std::stop_source source;
+  source.request_stop();
+  const std::vector<std::int32_t> three = {1, 2, 3};
+  ASSERT_TRUE(model->forward(three, one, logits.data(), logits_mode::none));
+  const sequence_step steps[] = {{three, &one, logits_mode::last}, {three, &two, logits_mode::last}};
+  result<void> r = model->forward_batch(steps, logits.data(), source.get_token());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.err().code, errc::cancelled);
+  EXPECT_EQ(one.length(), 0);  // a cancelled pass resets every state it touched
+  EXPECT_EQ(two.length(), 0);
 }
 
 TEST(Qwen3Next, ShardedCheckpointGivesIdenticalLogits) {
