@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <utility>
 
 namespace qcoder::engine {
 
@@ -69,166 +70,380 @@ void prompt_lookup::report(std::size_t drafted, std::size_t agreed) {
   }
 }
 
-result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request) {
-  using clock = std::chrono::steady_clock;
+namespace {
+
+// One sequence's decoding as a series of forward passes, so that a caller can run the passes of many
+// sequences together. After the prompt's logits are in logits(): next_pass() says what to run (false:
+// finished), complete() takes that pass's logits rows, and so on; finish() closes the result.
+class sequence_decoder {
+ public:
+  sequence_decoder(const generation_request& request, sequence_state& state, std::int64_t vocab)
+      : request_(request),
+        state_(state),
+        vocab_(vocab),
+        pick_(request.sampling, vocab),
+        logits_(static_cast<std::size_t>(vocab)),
+        history_(request.prompt) {
+    history_.reserve(history_.size() + static_cast<std::size_t>(std::max<std::int64_t>(0, request.max_tokens)));
+    if (request.speculate && request.sampling.greedy) {
+      lookup_.emplace(request.lookup.empty() ? request.prompt : request.lookup);
+    }
+  }
+
+  float* logits() { return logits_.data(); }
+  generation_result& result() { return out_; }
+  sequence_state& state() { return state_; }
+
+  // The tokens of the pass to run next and how many logits rows it wants (1 or all); false when the
+  // sequence is finished (out.reason says why). Calling it again before complete() gives the same pass.
+  bool next_pass() {
+    while (phase_ != phase::done && phase_ != phase::running) advance();
+    return phase_ == phase::running;
+  }
+  std::span<const std::int32_t> pass_tokens() const { return pass_; }
+  logits_mode pass_mode() const { return pass_mode_; }
+
+  // The pass ran: `rows` are its logits (one row for mode last, one per token for all).
+  void complete(float* rows) {
+    ++out_.forward_passes;
+    const auto vocab = static_cast<std::size_t>(vocab_);
+    if (after_ != phase::check_drafts) {
+      std::copy_n(rows, vocab, logits_.data());
+      phase_ = after_;
+      return;
+    }
+    // Draft j is checked against the logits after the token before it.
+    const auto row = [&](std::size_t j) { return j + lead_ == 0 ? logits_.data() : rows + (j + lead_ - 1) * vocab; };
+    std::size_t keep = lead_;  // tokens of the pass that plain decoding would have run through the model
+    std::size_t agreed = 0;
+    bool ended = false;
+    for (std::size_t j = 0; j < drafts_.size(); ++j) {
+      if (pick_.sample(row(j), history_) != drafts_[j]) break;
+      ++agreed;
+      if (!take(drafts_[j])) {
+        ended = true;
+        break;
+      }
+      keep = lead_ + j + 1;
+    }
+    out_.drafted += static_cast<std::int64_t>(drafts_.size());
+    out_.accepted += static_cast<std::int64_t>(agreed);
+    lookup_->report(drafts_.size(), agreed);
+    const phase then = ended ? phase::done : phase::sample;
+    if (keep == batch_.size()) {
+      std::copy_n(rows + (batch_.size() - 1) * vocab, vocab, logits_.data());
+      phase_ = then;
+    } else {
+      // Take back what plain decoding would not have run: the state as before the pass, then only what
+      // stays (with nothing, the logits in hand are already right).
+      state_.restore(rollback_);
+      if (keep > 0) {
+        run(std::span(batch_).first(keep), logits_mode::last, then);
+      } else {
+        phase_ = then;
+      }
+    }
+  }
+
+  // The pass failed: cancelled, or an error (the state was reset by the model).
+  void cancel() {
+    out_.reason = finish_reason::cancelled;
+    phase_ = phase::done;
+  }
+
+  // Closes the result; with a cache, the sequence (prompt + output) goes into it.
+  generation_result finish(double decode_seconds) {
+    out_.decode_seconds = decode_seconds;
+    // The logits always belong to the state's last token (a failed forward empties the state).
+    if (request_.cache != nullptr && state_.length() > 0) {
+      request_.cache->insert(std::span(history_).first(static_cast<std::size_t>(state_.length())), state_,
+                             logits_.data());
+    }
+    return std::move(out_);
+  }
+
+ private:
+  // sample: pick the next token from logits(); after_single: the token ran alone, try drafts; running: a
+  // pass is waiting to run (after_ says where its result goes); check_drafts: a pass of drafts to verify.
+  enum class phase { sample, after_single, running, check_drafts, done };
+
+  void run(std::span<const std::int32_t> tokens, logits_mode mode, phase after) {
+    if (tokens.data() != batch_.data()) batch_.assign(tokens.begin(), tokens.end());
+    pass_ = std::span(batch_).first(tokens.size());
+    pass_mode_ = mode;
+    after_ = after;
+    phase_ = phase::running;
+  }
+
+  // One step of the state machine that is not a forward pass.
+  void advance() {
+    if (phase_ == phase::sample) {
+      if (static_cast<std::int64_t>(out_.tokens.size()) >= request_.max_tokens) {
+        phase_ = phase::done;  // out.reason stays `length`
+        return;
+      }
+      if (request_.stop.stop_requested()) {
+        cancel();
+        return;
+      }
+      next_ = pick_.sample(logits_.data(), history_);
+      if (!take(next_)) {
+        phase_ = phase::done;
+        return;
+      }
+      // Two ways to check drafts. While drafts are being taken, the token and its drafts run in one pass.
+      // Otherwise the token runs alone first and the first draft is checked against its logits: a wrong
+      // draft then costs no forward pass at all (the next step samples the same token again), and a right
+      // one is what plain decoding takes next, so the drafts run in one pass whose logits check the others.
+      const std::int32_t one[] = {next_};
+      if (!(lookup_ && lookup_->confident())) {
+        run(one, logits_mode::last, phase::after_single);
+        return;
+      }
+      draft();
+      if (drafts_.empty()) {
+        run(one, logits_mode::last, phase::sample);
+        return;
+      }
+      batch_.assign(1, next_);
+      batch_.insert(batch_.end(), drafts_.begin(), drafts_.end());
+      lead_ = 1;
+      state_.save(rollback_);
+      run(batch_, logits_mode::all, phase::check_drafts);
+      return;
+    }
+    // after_single
+    phase_ = phase::sample;
+    if (!lookup_) return;
+    draft();
+    if (drafts_.empty()) return;
+    if (pick_.sample(logits_.data(), history_) != drafts_[0]) {
+      out_.drafted += static_cast<std::int64_t>(drafts_.size());
+      lookup_->report(drafts_.size(), 0);
+      return;
+    }
+    batch_ = drafts_;
+    lead_ = 0;
+    state_.save(rollback_);
+    run(batch_, logits_mode::all, phase::check_drafts);
+  }
+
+  void draft() {
+    drafts_ = lookup_->draft(history_, request_.max_tokens - static_cast<std::int64_t>(out_.tokens.size()));
+  }
+
+  // A sampled token through the stop rules and the callback. False when generation ends here (out.reason
+  // says why); a stop id does not join the output.
+  bool take(std::int32_t next) {
+    if (std::find(request_.stop_ids.begin(), request_.stop_ids.end(), next) != request_.stop_ids.end()) {
+      out_.reason = finish_reason::stop_token;
+      return false;
+    }
+    out_.tokens.push_back(next);
+    history_.push_back(next);
+    if (request_.on_token && !request_.on_token(next)) {
+      out_.reason = finish_reason::callback;
+      return false;
+    }
+    if (!request_.stop_strings.empty()) {
+      const std::size_t before = text_.size();
+      text_ += request_.token_bytes(next);
+      bool matched = false;
+      for (const std::string& s : request_.stop_strings) {
+        if (s.empty()) continue;
+        // Only a match that ends in the new bytes is new.
+        const std::size_t from = before >= s.size() ? before - s.size() + 1 : 0;
+        const std::size_t at = text_.find(s, from);
+        if (at != std::string::npos) {
+          out_.text_end = std::min(out_.text_end, at);
+          matched = true;
+        }
+      }
+      if (matched) {
+        out_.reason = finish_reason::stop_string;
+        return false;
+      }
+    }
+    // No forward for a token we will not sample from.
+    if (static_cast<std::int64_t>(out_.tokens.size()) == request_.max_tokens) {
+      out_.reason = finish_reason::length;
+      return false;
+    }
+    return true;
+  }
+
+  const generation_request& request_;
+  sequence_state& state_;
+  std::int64_t vocab_;
+  sampler pick_;
+  std::vector<float> logits_;  // after the state's last token
+  std::vector<std::int32_t> history_;
+  std::string text_;  // decoded output, for stop strings
+  std::optional<prompt_lookup> lookup_;
+  generation_result out_;
+  phase phase_ = phase::sample;
+  phase after_ = phase::sample;
+  std::int32_t next_ = 0;
+  std::vector<std::int32_t> drafts_;
+  std::vector<std::int32_t> batch_;  // the pass's tokens
+  std::span<const std::int32_t> pass_;
+  logits_mode pass_mode_ = logits_mode::last;
+  std::size_t lead_ = 0;  // 1 when the sampled token runs with its drafts, else 0
+  sequence_state::rollback_point rollback_;
+};
+
+result<void> check_request(const generation_request& request) {
   QCODER_CHECK(request.sampling.validate());
   if (request.prompt.empty()) return fail(errc::invalid_argument, "the prompt is empty");
   if (!request.stop_strings.empty() && !request.token_bytes) {
     return fail(errc::invalid_argument, "stop strings need a tokenizer to decode the output");
   }
+  return ok();
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request) {
+  QCODER_CHECK(check_request(request));
   const std::int64_t vocab = model.config().vocab_size;
-  std::vector<float> logits(static_cast<std::size_t>(vocab));
-  std::vector<std::int32_t> history = request.prompt;
-  history.reserve(history.size() + static_cast<std::size_t>(request.max_tokens));
-  sampler pick(request.sampling, vocab);
-  generation_result out;
-  std::string text;
-
-  const auto t0 = clock::now();
+  sequence_decoder decoder(request, state, vocab);
+  const auto t0 = std::chrono::steady_clock::now();
   result<prefill_report> filled =
-      prefill(model, request.cache, request.prompt, state, logits.data(), request.plan, request.stop);
+      prefill(model, request.cache, request.prompt, state, decoder.logits(), request.plan, request.stop);
   if (!filled) {
-    if (filled.err().code == errc::cancelled) {
-      out.reason = finish_reason::cancelled;
-      return out;
-    }
-    return filled.take_error();
+    if (filled.err().code != errc::cancelled) return filled.take_error();
+    decoder.cancel();
+    return decoder.finish(0.0);
   }
-  out.prompt_tokens_restored = filled.value().restored;
-  const auto t1 = clock::now();
-  out.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  decoder.result().prompt_tokens_restored = filled.value().restored;
+  decoder.result().prefill_seconds = seconds_since(t0);
 
-  // A sampled token through the stop rules and the callback. False when generation ends here (out.reason
-  // says why); `kept` tells whether the token joined the output (a stop id does not).
-  const auto take = [&](std::int32_t next, bool& kept) {
-    kept = false;
-    if (std::find(request.stop_ids.begin(), request.stop_ids.end(), next) != request.stop_ids.end()) {
-      out.reason = finish_reason::stop_token;
-      return false;
-    }
-    out.tokens.push_back(next);
-    history.push_back(next);
-    kept = true;
-    if (request.on_token && !request.on_token(next)) {
-      out.reason = finish_reason::callback;
-      return false;
-    }
-    if (!request.stop_strings.empty()) {
-      const std::size_t before = text.size();
-      text += request.token_bytes(next);
-      bool matched = false;
-      for (const std::string& s : request.stop_strings) {
-        if (s.empty()) continue;
-        // Only a match that ends in the new bytes is new.
-        const std::size_t from = before >= s.size() ? before - s.size() + 1 : 0;
-        const std::size_t at = text.find(s, from);
-        if (at != std::string::npos) {
-          out.text_end = std::min(out.text_end, at);
-          matched = true;
-        }
-      }
-      if (matched) {
-        out.reason = finish_reason::stop_string;
-        return false;
-      }
-    }
-    // No forward for a token we will not sample from.
-    if (static_cast<std::int64_t>(out.tokens.size()) == request.max_tokens) {
-      out.reason = finish_reason::length;
-      return false;
-    }
-    return true;
-  };
-  // One forward; false when it failed (out.reason or `failure` set).
-  std::optional<error> failure;
-  const auto run = [&](std::span<const std::int32_t> tokens, float* into, logits_mode mode) {
-    ++out.forward_passes;
-    if (result<void> r = model.forward(tokens, state, into, mode, request.stop); !r) {
-      if (r.err().code == errc::cancelled) {
-        out.reason = finish_reason::cancelled;
-      } else {
-        failure = r.take_error();
-      }
-      return false;
-    }
-    return true;
-  };
-
-  std::optional<prompt_lookup> lookup;
-  if (request.speculate && request.sampling.greedy) lookup.emplace(request.lookup.empty() ? request.prompt : request.lookup);
-  sequence_state::rollback_point rollback;
-  std::vector<float> batch_logits;
-  std::vector<std::int32_t> batch;
-  while (static_cast<std::int64_t>(out.tokens.size()) < request.max_tokens) {
-    if (request.stop.stop_requested()) {
-      out.reason = finish_reason::cancelled;
+  const auto t1 = std::chrono::steady_clock::now();
+  std::vector<float> rows;
+  while (decoder.next_pass()) {
+    const std::span<const std::int32_t> tokens = decoder.pass_tokens();
+    const std::size_t count = decoder.pass_mode() == logits_mode::all ? tokens.size() : 1;
+    rows.resize(count * static_cast<std::size_t>(vocab));
+    if (result<void> r = model.forward(tokens, state, rows.data(), decoder.pass_mode(), request.stop); !r) {
+      if (r.err().code != errc::cancelled) return r.take_error();
+      decoder.cancel();
       break;
     }
-    const std::int32_t next = pick.sample(logits.data(), history);
-    bool kept = false;
-    if (!take(next, kept)) break;
-    const std::int32_t one[] = {next};
-    // Two ways to check drafts. While drafts are being taken, the token and its drafts run in one pass.
-    // Otherwise the token runs alone first and the first draft is checked against its logits: a wrong
-    // draft then costs no forward pass at all (the next step samples the same token again), and a right
-    // one is what plain decoding takes next, so the drafts run in one pass whose logits check the others.
-    const bool together = lookup && lookup->confident();
-    if (!together && !run(one, logits.data(), logits_mode::last)) break;
-    const std::vector<std::int32_t> drafts =
-        lookup ? lookup->draft(history, request.max_tokens - static_cast<std::int64_t>(out.tokens.size()))
-               : std::vector<std::int32_t>{};
-    if (drafts.empty()) {
-      if (together && !run(one, logits.data(), logits_mode::last)) break;
+    decoder.complete(rows.data());
+  }
+  return decoder.finish(seconds_since(t1));
+}
+
+struct generation_batch::sequence {
+  sequence(std::size_t id, generation_request req, std::unique_ptr<sequence_state> memory, std::int64_t vocab)
+      : ticket(id), request(std::move(req)), state(std::move(memory)), decoder(request, *state, vocab) {}
+  std::size_t ticket;
+  generation_request request;
+  std::unique_ptr<sequence_state> state;
+  sequence_decoder decoder;  // refers to request and *state
+  std::chrono::steady_clock::time_point decode_start;
+  bool in_pass = false;  // has tokens in this step's pass
+};
+
+generation_batch::generation_batch(qwen3_next& model) : model_(model) {}
+generation_batch::~generation_batch() = default;
+
+std::size_t generation_batch::size() const { return running_.size(); }
+
+result<std::size_t> generation_batch::add(generation_request request) {
+  QCODER_CHECK(check_request(request));
+  const std::int64_t needed =
+      static_cast<std::int64_t>(request.prompt.size()) + std::max<std::int64_t>(0, request.max_tokens) + 1;
+  // A spare state that is long enough, else a new one (states of finished sequences are kept for reuse).
+  std::unique_ptr<sequence_state> state;
+  for (auto it = spare_states_.begin(); it != spare_states_.end(); ++it) {
+    if ((*it)->capacity() >= needed) {
+      state = std::move(*it);
+      spare_states_.erase(it);
+      break;
+    }
+  }
+  if (!state) state = std::make_unique<sequence_state>(model_.new_state(std::max<std::int64_t>(needed, 4096)));
+  if (request.cache == nullptr) state->reset();
+  const std::size_t ticket = next_ticket_++;
+  auto seq = std::make_unique<sequence>(ticket, std::move(request), std::move(state), model_.config().vocab_size);
+  const generation_request& req = seq->request;
+  const auto t0 = std::chrono::steady_clock::now();
+  result<prefill_report> filled = prefill(model_, req.cache, req.prompt, *seq->state, seq->decoder.logits(), req.plan, req.stop);
+  if (!filled && filled.err().code != errc::cancelled) {
+    spare_states_.push_back(std::move(seq->state));
+    return filled.take_error();
+  }
+  if (filled) {
+    seq->decoder.result().prompt_tokens_restored = filled.value().restored;
+  } else {
+    seq->decoder.cancel();
+  }
+  seq->decoder.result().prefill_seconds = seconds_since(t0);
+  seq->decode_start = std::chrono::steady_clock::now();
+  running_.push_back(std::move(seq));
+  return ticket;
+}
+
+result<std::vector<generation_batch::finished>> generation_batch::step() {
+  const auto vocab = static_cast<std::size_t>(model_.config().vocab_size);
+  const auto rows_of = [](const sequence_decoder& d) {
+    return d.pass_mode() == logits_mode::all ? d.pass_tokens().size() : std::size_t{1};
+  };
+  for (auto& seq : running_) seq->in_pass = seq->decoder.next_pass();
+
+  // The passes, in groups that fit one forward pass (a pass bigger than that runs alone, chunked).
+  for (std::size_t first = 0; first < running_.size();) {
+    steps_.clear();
+    std::size_t tokens = 0;
+    std::size_t rows = 0;
+    std::size_t end = first;
+    for (; end < running_.size(); ++end) {
+      const sequence& seq = *running_[end];
+      if (!seq.in_pass) continue;
+      const std::size_t count = seq.decoder.pass_tokens().size();
+      if (!steps_.empty() && static_cast<std::int64_t>(tokens + count) > model_.max_batch()) break;
+      steps_.push_back({seq.decoder.pass_tokens(), seq.state.get(), seq.decoder.pass_mode()});
+      tokens += count;
+      rows += rows_of(seq.decoder);
+    }
+    first = end;
+    if (steps_.empty()) continue;
+    rows_.resize(rows * vocab);
+    const result<void> ran = static_cast<std::int64_t>(tokens) > model_.max_batch()
+                                 ? model_.forward(steps_[0].tokens, *steps_[0].state, rows_.data(), steps_[0].mode)
+                                 : model_.forward_batch(steps_, rows_.data());
+    if (!ran) {
+      for (auto& seq : running_) spare_states_.push_back(std::move(seq->state));
+      running_.clear();
+      return ran.err();
+    }
+    std::size_t offset = 0;
+    for (auto& seq : running_) {
+      const auto at = std::find_if(steps_.begin(), steps_.end(), [&](const sequence_step& s) { return s.state == seq->state.get(); });
+      if (at == steps_.end()) continue;
+      const std::size_t count = rows_of(seq->decoder);
+      seq->decoder.complete(rows_.data() + offset * vocab);
+      offset += count;
+    }
+  }
+
+  std::vector<finished> done;
+  for (auto it = running_.begin(); it != running_.end();) {
+    sequence& seq = **it;
+    if (seq.decoder.next_pass()) {
+      ++it;
       continue;
     }
-    if (!together && pick.sample(logits.data(), history) != drafts[0]) {
-      out.drafted += static_cast<std::int64_t>(drafts.size());
-      lookup->report(drafts.size(), 0);
-      continue;
-    }
-    batch.clear();
-    if (together) batch.push_back(next);
-    batch.insert(batch.end(), drafts.begin(), drafts.end());
-    const std::size_t lead = batch.size() - drafts.size();  // 1 with the token in the pass, else 0
-    state.save(rollback);
-    batch_logits.resize(batch.size() * static_cast<std::size_t>(vocab));
-    if (!run(batch, batch_logits.data(), logits_mode::all)) break;
-    // Draft j is checked against the logits after the token before it.
-    const auto row = [&](std::size_t j) {
-      return j + lead == 0 ? logits.data() : batch_logits.data() + (j + lead - 1) * static_cast<std::size_t>(vocab);
-    };
-    std::size_t keep = lead;  // tokens of the pass that plain decoding would have run through the model
-    std::size_t agreed = 0;
-    bool ended = false;
-    for (std::size_t j = 0; j < drafts.size(); ++j) {
-      if (pick.sample(row(j), history) != drafts[j]) break;
-      ++agreed;
-      if (!take(drafts[j], kept)) {
-        ended = true;
-        break;
-      }
-      keep = lead + j + 1;
-    }
-    out.drafted += static_cast<std::int64_t>(drafts.size());
-    out.accepted += static_cast<std::int64_t>(agreed);
-    lookup->report(drafts.size(), agreed);
-    if (keep == batch.size()) {
-      std::copy_n(batch_logits.data() + (batch.size() - 1) * static_cast<std::size_t>(vocab), vocab, logits.data());
-    } else {
-      // Take back what plain decoding would not have run: the state as before the pass, then only what
-      // stays (with nothing, the logits in hand are already right).
-      state.restore(rollback);
-      if (keep > 0 && !run(std::span(batch).first(keep), logits.data(), logits_mode::last)) break;
-    }
-    if (ended) break;
+    done.push_back({seq.ticket, seq.decoder.finish(seconds_since(seq.decode_start))});
+    spare_states_.push_back(std::move(seq.state));
+    it = running_.erase(it);
   }
-  if (failure) return *failure;
-  out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
-  // The logits always belong to the state's last token (a failed forward empties the state).
-  if (request.cache != nullptr && state.length() > 0) {
-    request.cache->insert(std::span(history).first(static_cast<std::size_t>(state.length())), state, logits.data());
-  }
-  return out;
+  return done;
 }
 
 }  // namespace qcoder::engine

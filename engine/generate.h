@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <stop_token>
 #include <string>
@@ -86,5 +87,45 @@ class prompt_lookup {
 // Runs the request on `state`. Without a cache the state should be empty or hold a prefix the prompt
 // continues; with one its contents are replaced.
 result<generation_result> generate(qwen3_next& model, sequence_state& state, const generation_request& request);
+
+// Many generations decoded together (continuous batching). Each step runs one forward pass over the next
+// tokens of every running sequence (its sampled token, and its drafts when it speculates), so each weight
+// read serves all of them: decode reads the attention, DeltaNet, shared-expert and head weights once per
+// step instead of once per sequence. A sequence's output is exactly what generate() gives it alone (the
+// forward pass is batch invariant). A sequence joins after its prompt is prefilled alone (through the
+// cache, like generate()) and leaves the step it finishes; the batch owns and reuses the states.
+// Thread-safety: the thread that owns the model.
+class generation_batch {
+ public:
+  struct finished {
+    std::size_t ticket = 0;
+    generation_result result;
+  };
+
+  explicit generation_batch(qwen3_next& model);
+  ~generation_batch();
+  generation_batch(const generation_batch&) = delete;
+  generation_batch& operator=(const generation_batch&) = delete;
+
+  // Prefills the request's prompt and adds it; its result comes from a later step(), under the returned
+  // ticket (one that is cancelled or done at once comes from the next step()). Errors: an invalid request,
+  // a failed prefill (nothing is added).
+  result<std::size_t> add(generation_request request);
+  // Sequences not yet returned by step().
+  std::size_t size() const;
+  // One forward pass over every running sequence (split when they have more tokens than one pass takes);
+  // returns those that finished. Each request's stop token is checked before its tokens join the pass.
+  // An error (an expert that could not be read) ends every sequence of the batch.
+  result<std::vector<finished>> step();
+
+ private:
+  struct sequence;
+  qwen3_next& model_;
+  std::vector<std::unique_ptr<sequence>> running_;
+  std::vector<std::unique_ptr<sequence_state>> spare_states_;
+  std::vector<sequence_step> steps_;
+  std::vector<float> rows_;
+  std::size_t next_ticket_ = 0;
+};
 
 }  // namespace qcoder::engine
