@@ -112,13 +112,17 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
 
 result<engine::generation_result> completion_service::generate(engine::qwen3_next& model,
                                                                engine::generation_request request) {
-  request.stop_ids.insert(request.stop_ids.end(), stop_ids_.begin(), stop_ids_.end());
-  for (std::int64_t id : model.config().eos_token_ids) request.stop_ids.push_back(static_cast<std::int32_t>(id));
+  add_stop_ids(model, request);
   // One state for every request, grown when a longer one comes (the cache overwrites its contents).
   const std::int64_t capacity = static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens + 1;
   if (!state_ || state_->capacity() < capacity) state_.emplace(model.new_state(std::max<std::int64_t>(capacity, 4096)));
   if (request.cache == nullptr) state_->reset();
   return engine::generate(model, *state_, request);
+}
+
+void completion_service::add_stop_ids(const engine::qwen3_next& model, engine::generation_request& request) const {
+  request.stop_ids.insert(request.stop_ids.end(), stop_ids_.begin(), stop_ids_.end());
+  for (std::int64_t id : model.config().eos_token_ids) request.stop_ids.push_back(static_cast<std::int32_t>(id));
 }
 
 }  // namespace qcoder::service

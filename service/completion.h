@@ -65,6 +65,8 @@ class completion_service {
   // overwrites its contents). `request.stop_ids` gets the FIM/chat control tokens and the model's eos ids
   // added. For the other services that share this one's tokenizer and state (edits).
   result<engine::generation_result> generate(engine::qwen3_next& model, engine::generation_request request);
+  // Adds the stop ids generate() adds, for requests run elsewhere (a generation_batch).
+  void add_stop_ids(const engine::qwen3_next& model, engine::generation_request& request) const;
 
   const engine::tokenizer& tokenizer() const { return *tok_; }
   const context::prompt_options& prompt_options() const { return builder_.options(); }

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -176,11 +179,36 @@ unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& tas
   return p;
 }
 
-model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
-                               bool speculate)
-    : runner_(runner), model_(model), cache_(cache), speculate_(speculate) {}
+result<rewrite_answer> unit_rewriter::rewrite(const unit_task& task) {
+  // A one-off id, apart from what a run hands out (those count up from 0).
+  constexpr std::size_t id = static_cast<std::size_t>(-1);
+  QCODER_CHECK(start(id, task));
+  for (;;) {
+    QCODER_TRY(std::vector<done> finished, finish_some());
+    for (done& d : finished) {
+      if (d.id == id) return std::move(d.answer);
+    }
+    if (finished.empty()) return fail(errc::internal, "the rewriter lost a rewrite");
+  }
+}
 
-result<bool> model_rewriter::concerns(const unit_task& task) {
+// A rewrite in the batch: what turns its tokens into code.
+struct model_rewriter::flight {
+  std::size_t id = 0;
+  std::string_view original;
+  std::size_t prompt_tokens = 0;
+  fenced_reply reply;
+};
+
+model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
+                               rewriter_options options)
+    : runner_(runner), model_(model), cache_(cache), options_(options), batch_(model) {
+  options_.jobs = std::max<std::size_t>(1, options_.jobs);
+}
+
+model_rewriter::~model_rewriter() = default;
+
+result<relevance_answer> model_rewriter::concerns(const unit_task& task) {
   const engine::tokenizer& tok = runner_.tokenizer();
   const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::question);
   engine::generation_request gen;
@@ -195,11 +223,15 @@ result<bool> model_rewriter::concerns(const unit_task& task) {
   QCODER_TRY(const std::string answer, tok.decode(r.tokens, /*skip_added=*/true));
   std::size_t at = 0;
   while (at < answer.size() && std::isspace(static_cast<unsigned char>(answer[at]))) ++at;
-  return answer.size() >= at + 3 && (answer.compare(at, 3, "yes") == 0 || answer.compare(at, 3, "Yes") == 0 ||
-                                     answer.compare(at, 3, "YES") == 0);
+  relevance_answer out;
+  out.wanted = answer.size() >= at + 3 && (answer.compare(at, 3, "yes") == 0 || answer.compare(at, 3, "Yes") == 0 ||
+                                           answer.compare(at, 3, "YES") == 0);
+  out.prompt_tokens = prompt.ids.size();
+  out.restored_tokens = r.prompt_tokens_restored;
+  return out;
 }
 
-result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
+result<void> model_rewriter::start(std::size_t id, const unit_task& task) {
   const engine::tokenizer& tok = runner_.tokenizer();
   const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::rewrite);
   const std::size_t code_tokens = prompt.unit_tokens - prompt.head_tokens;
@@ -210,26 +242,61 @@ result<rewrite_answer> model_rewriter::rewrite(const unit_task& task) {
   gen.cache = cache_;
   gen.stop = task.stop;
   gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
-  gen.speculate = speculate_;
+  gen.speculate = options_.speculate;
   gen.lookup.assign(prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.head_tokens),
                     prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.unit_tokens));
-  fenced_reply reply(tok);
-  gen.on_token = [&](std::int32_t id) { return reply.push(id); };
-  QCODER_TRY(engine::generation_result r, runner_.generate(model_, std::move(gen)));
-  rewrite_answer out;
-  out.prompt_tokens = prompt.ids.size();
-  out.restored_tokens = r.prompt_tokens_restored;
-  out.generated_tokens = r.tokens.size();
-  out.drafted = r.drafted;
-  out.accepted = r.accepted;
-  out.forward_passes = r.forward_passes;
-  if (r.reason == engine::finish_reason::cancelled) {
-    out.cancelled = true;
-    return out;
+  runner_.add_stop_ids(model_, gen);
+  auto f = std::make_unique<flight>(flight{id, task.code, prompt.ids.size(), fenced_reply(tok)});
+  gen.on_token = [reply = &f->reply](std::int32_t token) { return reply->push(token); };
+  QCODER_TRY(const std::size_t ticket, batch_.add(std::move(gen)));
+  flights_.emplace(ticket, std::move(f));
+  return ok();
+}
+
+result<std::vector<unit_rewriter::done>> model_rewriter::finish_some() {
+  std::vector<done> out;
+  while (out.empty() && batch_.size() > 0) {
+    result<std::vector<engine::generation_batch::finished>> step = batch_.step();
+    if (!step) {
+      flights_.clear();
+      return step.take_error();
+    }
+    for (engine::generation_batch::finished& f : *step) {
+      const auto it = flights_.find(f.ticket);
+      if (it == flights_.end()) return fail(errc::internal, "a rewrite finished that was never started");
+      flight& fl = *it->second;
+      const engine::generation_result& r = f.result;
+      rewrite_answer answer;
+      answer.prompt_tokens = fl.prompt_tokens;
+      answer.restored_tokens = r.prompt_tokens_restored;
+      answer.generated_tokens = r.tokens.size();
+      answer.drafted = r.drafted;
+      answer.accepted = r.accepted;
+      answer.forward_passes = r.forward_passes;
+      if (r.reason == engine::finish_reason::cancelled) {
+        answer.cancelled = true;
+      } else {
+        answer.code = fl.reply.code(fl.original, r.reason, &answer.complete);
+      }
+      out.push_back({fl.id, std::move(answer)});
+      flights_.erase(it);
+    }
   }
-  out.code = reply.code(task.code, r.reason, &out.complete);
   return out;
 }
+
+namespace {
+
+// A file whose units are being worked on; reported (in walk order) when none is outstanding.
+struct open_file {
+  file_change change;
+  std::vector<code_unit> units;
+  std::vector<std::optional<std::string>> replacements;  // per unit: the new text, when it changed
+  std::size_t outstanding = 0;  // rewrites started and not returned
+  bool stopped = false;         // a stop cut it short: dropped whole
+};
+
+}  // namespace
 
 result<refactor_stats> run_refactor(const std::filesystem::path& root, const refactor_options& options,
                                     unit_rewriter& rewriter, const refactor_callbacks& callbacks, std::stop_token stop) {
@@ -249,73 +316,146 @@ result<refactor_stats> run_refactor(const std::filesystem::path& root, const ref
     if (callbacks.on_progress) callbacks.on_progress(stats, path);
   };
 
-  for (const context::walked_file& file : walked.files) {
-    if (stop.stop_requested()) break;
-    progress(file.path);
-    const auto open = options.overlay.find(file.path);
-    result<std::string> text = open != options.overlay.end() ? result<std::string>(open->second) : read_whole_file(root / file.path);
-    if (!text || context::looks_binary(std::string_view(*text).substr(0, 8000)) || looks_generated(*text)) {
-      ++stats.files_skipped;
-      ++stats.files_done;
-      continue;
+  // Files in walk order from the first not yet reported; rewrites in flight by id (file, unit).
+  std::deque<open_file> open;
+  std::size_t reported = 0;  // walk index of open.front()
+  std::map<std::size_t, std::pair<std::size_t, std::size_t>> flying;
+  std::size_t next_id = 0;
+  bool stopped = false;  // a stop was seen: nothing new starts, the file it cut and all after are dropped
+
+  // Takes the rewrites that are done.
+  const auto collect = [&]() -> result<void> {
+    QCODER_TRY(std::vector<unit_rewriter::done> finished, rewriter.finish_some());
+    for (unit_rewriter::done& d : finished) {
+      const auto it = flying.find(d.id);
+      if (it == flying.end()) return fail(errc::internal, "a rewrite came back that was never started");
+      const auto [file_index, unit_index] = it->second;
+      flying.erase(it);
+      open_file& file = open[file_index - reported];
+      const code_unit& u = file.units[unit_index];
+      const std::string_view code = std::string_view(file.change.original).substr(u.begin, u.end - u.begin);
+      const rewrite_answer& answer = d.answer;
+      --file.outstanding;
+      ++stats.units_rewritten;
+      stats.prompt_tokens += answer.prompt_tokens;
+      stats.restored_tokens += answer.restored_tokens;
+      stats.generated_tokens += answer.generated_tokens;
+      stats.drafted += answer.drafted;
+      stats.accepted += answer.accepted;
+      stats.forward_passes += answer.forward_passes;
+      if (answer.cancelled) {
+        file.stopped = stopped = true;
+      } else if (!answer.complete && !options.accept_incomplete) {
+        ++stats.units_incomplete;
+        spdlog::info("refactor: {} lines {}-{}: the answer was cut off; left as it was", file.change.path,
+                     u.first_line + 1, u.last_line + 1);
+      } else if (answer.code != code) {
+        file.replacements[unit_index] = std::move(d.answer.code);
+        ++stats.units_changed;
+        ++file.change.units_changed;
+      }
+      progress(file.change.path);
     }
-    context::document doc(file.path, file.lang, *text);
-    const context::source_view src = doc.view();
-    const std::vector<code_unit> units = split_units(src, options.split);
-    stats.units += units.size();
-    file_change change{file.path, *text, {}, units.size(), 0};
-    bool stopped = false;
-    for (const code_unit& u : units) {
-      const std::string_view code = std::string_view(*text).substr(u.begin, u.end - u.begin);
-      std::string_view replacement = code;
-      rewrite_answer answer;
-      if (!stopped && !stop.stop_requested() && (anchors.empty() || mentions_any(code, anchors))) {
-        ++stats.units_mentioned;
-        const unit_task task{file.path, file.lang, options.instruction, code, u.first_line, u.last_line, stop};
-        bool wanted = true;
-        if (options.check_relevance) {
-          ++stats.units_asked;
-          result<bool> concerned = rewriter.concerns(task);
-          if (!concerned && concerned.err().code == errc::cancelled) {
-            stopped = true;
-          } else if (!concerned) {
-            return concerned.take_error();
+    return ok();
+  };
+  // Reports the finished files at the front, in walk order; a file a stop cut short ends the reporting.
+  const auto report = [&]() -> result<void> {
+    while (!open.empty() && open.front().outstanding == 0 && !open.front().stopped) {
+      open_file& file = open.front();
+      if (file.replacements.size() < file.units.size()) break;  // its units are still being decided
+      ++stats.files_done;
+      if (file.change.units_changed > 0) {
+        for (std::size_t i = 0; i < file.units.size(); ++i) {
+          const code_unit& u = file.units[i];
+          if (file.replacements[i]) {
+            file.change.updated += *file.replacements[i];
           } else {
-            wanted = *concerned;
+            file.change.updated.append(file.change.original, u.begin, u.end - u.begin);
           }
         }
-        if (wanted && !stopped) {
-          QCODER_TRY(answer, rewriter.rewrite(task));
-          ++stats.units_rewritten;
-          stats.prompt_tokens += answer.prompt_tokens;
-          stats.restored_tokens += answer.restored_tokens;
-          stats.generated_tokens += answer.generated_tokens;
-          stats.drafted += answer.drafted;
-          stats.accepted += answer.accepted;
-          stats.forward_passes += answer.forward_passes;
-          if (answer.cancelled) {
-            stopped = true;
-          } else if (!answer.complete && !options.accept_incomplete) {
-            ++stats.units_incomplete;
-            spdlog::info("refactor: {} lines {}-{}: the answer was cut off; left as it was", file.path, u.first_line + 1,
-                         u.last_line + 1);
-          } else if (answer.code != code) {
-            replacement = answer.code;
-            ++stats.units_changed;
-            ++change.units_changed;
-          }
+        if (file.change.updated != file.change.original) {
+          ++stats.files_changed;
+          if (callbacks.on_file) QCODER_CHECK(callbacks.on_file(file.change));
         }
       }
-      change.updated.append(replacement);
-      progress(file.path);
+      open.pop_front();
+      ++reported;
     }
-    // A file cut short by a stop is dropped whole: a half-refactored file is worse than an untouched one.
-    if (stopped || stop.stop_requested()) break;
-    ++stats.files_done;
-    if (change.units_changed > 0 && change.updated != change.original) {
-      ++stats.files_changed;
-      if (callbacks.on_file) QCODER_CHECK(callbacks.on_file(change));
+    return ok();
+  };
+
+  for (std::size_t index = 0; index < walked.files.size() && !stopped; ++index) {
+    const context::walked_file& file = walked.files[index];
+    if (stop.stop_requested()) break;
+    progress(file.path);
+    const auto overlay = options.overlay.find(file.path);
+    result<std::string> text = overlay != options.overlay.end() ? result<std::string>(overlay->second)
+                                                                : read_whole_file(root / file.path);
+    if (!text || context::looks_binary(std::string_view(*text).substr(0, 8000)) || looks_generated(*text)) {
+      ++stats.files_skipped;
+      open.push_back({});  // an empty file record: reported as done, changes nothing
+      QCODER_CHECK(report());
+      continue;
     }
+    // The file stays in `open` until it is reported, which cannot happen while its units are being
+    // decided; a deque keeps its elements (and the texts the tasks point into) in place as it grows.
+    open_file& f = open.emplace_back();
+    f.change = file_change{file.path, std::move(*text), {}, 0, 0};
+    {
+      context::document doc(file.path, file.lang, f.change.original);
+      f.units = split_units(doc.view(), options.split);
+    }
+    f.change.units = f.units.size();
+    stats.units += f.units.size();
+    for (std::size_t ui = 0; ui < f.units.size(); ++ui) {
+      const code_unit u = f.units[ui];
+      const std::string_view code = std::string_view(f.change.original).substr(u.begin, u.end - u.begin);
+      if (stopped || stop.stop_requested() || (!anchors.empty() && !mentions_any(code, anchors))) {
+        f.replacements.emplace_back();
+        continue;
+      }
+      ++stats.units_mentioned;
+      const unit_task task{f.change.path, file.lang, options.instruction, code, u.first_line, u.last_line, stop};
+      bool wanted = true;
+      if (options.check_relevance) {
+        ++stats.units_asked;
+        result<relevance_answer> concerned = rewriter.concerns(task);
+        if (!concerned && concerned.err().code == errc::cancelled) {
+          f.stopped = stopped = true;
+          wanted = false;
+        } else if (!concerned) {
+          return concerned.take_error();
+        } else {
+          wanted = concerned->wanted;
+          stats.prompt_tokens += concerned->prompt_tokens;
+          stats.restored_tokens += concerned->restored_tokens;
+        }
+      }
+      if (wanted) {
+        // Wait for a free place; what comes back may finish earlier files (this one cannot be reported:
+        // it has fewer replacements than units until its last unit is decided, just below).
+        while (flying.size() >= std::max<std::size_t>(1, rewriter.capacity())) {
+          QCODER_CHECK(collect());
+          QCODER_CHECK(report());
+        }
+      }
+      f.replacements.emplace_back();
+      if (wanted) {
+        if (!stopped) {
+          QCODER_CHECK(rewriter.start(next_id, task));
+          flying.emplace(next_id++, std::pair{index, ui});
+          ++f.outstanding;
+        }
+      }
+      progress(f.change.path);
+    }
+    if (stop.stop_requested()) f.stopped = stopped = true;
+    QCODER_CHECK(report());
+  }
+  // The rewrites still in flight (after a stop they come back cancelled at their next token).
+  while (!flying.empty()) {
+    QCODER_CHECK(collect());
+    QCODER_CHECK(report());
   }
   stats.cancelled = stop.stop_requested() || !walked.complete || stats.files_done < stats.files;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -9,8 +9,9 @@
 //            camelCase, a::b, f()), only units that mention one of those names; then, unless turned off,
 //            the model is asked yes/no (one token after the unit's prompt, whose prefix the rewrite reuses)
 //   rewrite  the unit, the instruction and the unit in a chat prompt whose head (system text + instruction)
-//            is the same for every unit, so the prefix cache computes it once
-//   report   each changed file as soon as its units are done (the caller diffs or writes it)
+//            is the same for every unit, so the prefix cache computes it once; with `jobs` > 1, that many
+//            rewrites are decoded together (continuous batching: one weight read serves all of them)
+//   report   each changed file, in walk order, as soon as its units are done (the caller diffs or writes it)
 //
 // The model sits behind `unit_rewriter`, so the plumbing is tested without one.
 // Thread-safety: run_refactor runs on the thread that owns the model (model_rewriter uses it).
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -80,12 +82,31 @@ struct rewrite_answer {
   std::int64_t forward_passes = 0;
 };
 
+// Rewrites run side by side: start() begins one, finish_some() works on all that are started until at
+// least one is done. The run starts at most capacity() before it waits for one.
+// The answer to "does the instruction concern this unit?".
+struct relevance_answer {
+  bool wanted = false;
+  std::size_t prompt_tokens = 0;
+  std::int64_t restored_tokens = 0;  // of them, from the prefix cache
+};
+
 class unit_rewriter {
  public:
+  struct done {
+    std::size_t id = 0;
+    rewrite_answer answer;
+  };
   virtual ~unit_rewriter() = default;
   // Whether the instruction asks for any change in this unit.
-  virtual result<bool> concerns(const unit_task& task) = 0;
-  virtual result<rewrite_answer> rewrite(const unit_task& task) = 0;
+  virtual result<relevance_answer> concerns(const unit_task& task) = 0;
+  virtual std::size_t capacity() const { return 1; }
+  // Begins rewriting `task` under `id`; the texts it points to stay alive until the rewrite is returned.
+  virtual result<void> start(std::size_t id, const unit_task& task) = 0;
+  // The started rewrites that are done (at least one, when any is started); an error ends them all.
+  virtual result<std::vector<done>> finish_some() = 0;
+  // One rewrite from start to end.
+  result<rewrite_answer> rewrite(const unit_task& task);
 };
 
 // The chat prompt of a unit, in pieces: `head` is the same for every unit of a run (the prefix cache keeps
@@ -99,21 +120,34 @@ struct unit_prompt {
 enum class prompt_tail { question, rewrite };
 unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& task, prompt_tail tail);
 
+struct rewriter_options {
+  // Draft tokens from the unit itself (a rewrite mostly copies it), verified in one pass; the output is
+  // the same either way.
+  bool speculate = true;
+  // Rewrites decoded together (each sequence's output is the same as alone).
+  std::size_t jobs = 1;
+};
+
 // The model behind unit_rewriter, on the thread that owns it. A rewrite may generate the unit's length in
 // tokens and a quarter more (plus a little), greedy; `accept_incomplete` keeps an answer cut off there.
 class model_rewriter final : public unit_rewriter {
  public:
-  // `speculate`: draft tokens from the unit itself (a rewrite mostly copies it), verified in one pass; the
-  // output is the same either way.
-  model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache, bool speculate = true);
-  result<bool> concerns(const unit_task& task) override;
-  result<rewrite_answer> rewrite(const unit_task& task) override;
+  model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
+                 rewriter_options options = {});
+  ~model_rewriter() override;
+  result<relevance_answer> concerns(const unit_task& task) override;
+  std::size_t capacity() const override { return options_.jobs; }
+  result<void> start(std::size_t id, const unit_task& task) override;
+  result<std::vector<done>> finish_some() override;
 
  private:
+  struct flight;
   completion_service& runner_;
   engine::qwen3_next& model_;
   engine::prefix_cache* cache_;
-  bool speculate_;
+  rewriter_options options_;
+  engine::generation_batch batch_;
+  std::map<std::size_t, std::unique_ptr<flight>> flights_;  // by the batch's ticket
 };
 
 struct refactor_options {
@@ -146,8 +180,8 @@ struct refactor_stats {
   std::size_t units_rewritten = 0;
   std::size_t units_changed = 0;
   std::size_t units_incomplete = 0;  // cut off and left as they were
-  std::size_t prompt_tokens = 0;
-  std::int64_t restored_tokens = 0;
+  std::size_t prompt_tokens = 0;     // of the relevance questions and the rewrites
+  std::int64_t restored_tokens = 0;  // of them, from the prefix cache
   std::size_t generated_tokens = 0;
   std::int64_t drafted = 0;
   std::int64_t accepted = 0;

@@ -81,6 +81,7 @@ int run_refactor(args_view args) {
   std::string patch;
   bool apply = false, dry_run = false, no_check = false, no_speculation = false;
   int max_files = 100000;
+  int jobs = 1;
   arg_parser parser("refactor --instruction TEXT [--workspace DIR] [--include GLOB]... [--exclude GLOB]... [--dry-run | --apply]",
                     "Apply one instruction to every file of a workspace it concerns, unit by unit (top-level definitions).\n"
                     "Prints a unified diff (--dry-run, the default) or writes the files (--apply), each one atomically.");
@@ -94,6 +95,10 @@ int run_refactor(args_view args) {
       .flag("apply", "write the changed files", &apply)
       .option("patch", "FILE", "write the whole change as a patch to FILE (with --apply: before any file is written)", &patch)
       .option("max-files", "N", "look at no more than N files", &max_files)
+      .option("jobs", "N",
+              "rewrite N units at once, decoded together so each weight read serves all of them (default 1; "
+              "the output is the same)",
+              &jobs)
       .flag("no-relevance-check", "rewrite every unit that passes the name filter, without asking the model first", &no_check)
       .flag("no-speculation", "decode one token at a time (no drafts from the unit; the output is the same)", &no_speculation)
       .flag("accept-incomplete", "keep a rewrite cut off by its token limit (by default the unit is left as it was)",
@@ -103,6 +108,7 @@ int run_refactor(args_view args) {
   if (apply && dry_run) return report_failure(fail(errc::invalid_argument, "--apply and --dry-run exclude each other"));
   if (options.instruction.empty()) return report_failure(fail(errc::invalid_argument, "--instruction is required"));
   if (max_files < 1) return report_failure(fail(errc::invalid_argument, "--max-files must be ≥ 1"));
+  if (jobs < 1 || jobs > 64) return report_failure(fail(errc::invalid_argument, "--jobs must be in 1..64"));
   options.max_files = static_cast<std::size_t>(max_files);
   options.check_relevance = !no_check;
   std::error_code ec;
@@ -114,7 +120,8 @@ int run_refactor(args_view args) {
   result<std::unique_ptr<service::completion_service>> runner =
       service::completion_service::create(loaded->model->weights_file().dir());
   if (!runner) return report_failure(runner.err());
-  service::model_rewriter rewriter(**runner, *loaded->model, loaded->cache.get(), !no_speculation);
+  service::model_rewriter rewriter(**runner, *loaded->model, loaded->cache.get(),
+                                   {.speculate = !no_speculation, .jobs = static_cast<std::size_t>(jobs)});
 
   // Ctrl-C: stop between units (a watcher turns the signal into a stop request).
   std::stop_source stop;

@@ -65,6 +65,13 @@ void refactor_workspace::run(const json& params, jsonrpc::reply r) {
     if (!c->is_boolean()) return r.error(codes::invalid_params, "params.arguments[0].checkRelevance: expected a boolean");
     options->check_relevance = c->get<bool>();
   }
+  std::size_t jobs = 1;
+  if (const auto j = arg.find("jobs"); j != arg.end()) {
+    if (!j->is_number_integer() || j->get<std::int64_t>() < 1 || j->get<std::int64_t>() > 64) {
+      return r.error(codes::invalid_params, "params.arguments[0].jobs: expected an integer in 1..64");
+    }
+    jobs = j->get<std::size_t>();
+  }
   options->accept_incomplete = settings_.accept_incomplete_edits;
 
   // The editor's texts of the documents under the workspace (they win over the files on disk).
@@ -100,7 +107,7 @@ void refactor_workspace::run(const json& params, jsonrpc::reply r) {
           if (!assistant) return reply->error(codes::request_failed, assistant.err().message);
           work_progress progress(rpc_, client_token, may_create, fmt::format("qcoder/refactor/{}", progress_id));
           progress.begin("qcoder: refactor", false);
-          service::model_rewriter rewriter(*(*assistant)->completions, model, cache);
+          service::model_rewriter rewriter(*(*assistant)->completions, model, cache, {.jobs = jobs});
           std::vector<service::file_change> changes;
           service::refactor_callbacks callbacks;
           callbacks.on_progress = [&](const service::refactor_stats& s, std::string_view path) {

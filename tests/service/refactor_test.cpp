@@ -38,17 +38,48 @@ fs::path fresh_dir(const std::string& name) {
 }
 
 // Renames by plain text replacement; says whether a unit concerns it by whether it contains the old name.
+// With `jobs` > 1 the rewrites run side by side and come back out of order (newest first, one at a time).
 class scripted_rewriter final : public unit_rewriter {
  public:
   scripted_rewriter(std::string from, std::string to) : from_(std::move(from)), to_(std::move(to)) {}
-  result<bool> concerns(const unit_task& task) override {
+  result<relevance_answer> concerns(const unit_task& task) override {
     asked.emplace_back(task.path, task.first_line);
-    return concern_all || std::string_view(task.code).find(from_) != std::string_view::npos;
+    relevance_answer a;
+    a.wanted = concern_all || std::string_view(task.code).find(from_) != std::string_view::npos;
+    a.prompt_tokens = 100;  // counted in the stats
+    return a;
   }
-  result<rewrite_answer> rewrite(const unit_task& task) override {
+  std::size_t capacity() const override { return jobs; }
+  result<void> start(std::size_t id, const unit_task& task) override {
+    started_.emplace_back(id, task);
+    most_in_flight = std::max(most_in_flight, started_.size());
+    return ok();
+  }
+  result<std::vector<done>> finish_some() override {
+    std::vector<done> out;
+    if (started_.empty()) return out;
+    const auto [id, task] = started_.back();
+    started_.pop_back();
+    out.push_back({id, answer(task)});
+    return out;
+  }
+  std::string instruction;
+  std::size_t jobs = 1;
+  std::size_t most_in_flight = 0;
+  bool concern_all = false;
+  bool cut_off = false;
+  std::function<void(const unit_task&)> on_rewrite;
+  std::vector<std::pair<std::string, std::size_t>> asked, rewritten;
+
+ private:
+  rewrite_answer answer(const unit_task& task) {
     rewritten.emplace_back(task.path, task.first_line);
     EXPECT_EQ(task.instruction, instruction);
     rewrite_answer a;
+    if (task.stop.stop_requested()) {  // as the model: a stopped rewrite comes back cancelled
+      a.cancelled = true;
+      return a;
+    }
     a.code = std::string(task.code);
     for (std::size_t at = a.code.find(from_); at != std::string::npos; at = a.code.find(from_, at + to_.size())) {
       a.code.replace(at, from_.size(), to_);
@@ -58,14 +89,8 @@ class scripted_rewriter final : public unit_rewriter {
     if (on_rewrite) on_rewrite(task);
     return a;
   }
-  std::string instruction;
-  bool concern_all = false;
-  bool cut_off = false;
-  std::function<void(const unit_task&)> on_rewrite;
-  std::vector<std::pair<std::string, std::size_t>> asked, rewritten;
-
- private:
   std::string from_, to_;
+  std::vector<std::pair<std::size_t, unit_task>> started_;
 };
 
 std::string python_functions(int count, const std::string& body_call) {
@@ -231,6 +256,7 @@ TEST(RunRefactor, RewritesOnlyNamedUnitsAndReassemblesTheFiles) {
   // plain helpers, and clean.py was never asked about.
   EXPECT_LT(stats->units_mentioned, stats->units);
   EXPECT_EQ(stats->units_asked, stats->units_mentioned);
+  EXPECT_EQ(stats->prompt_tokens, 100 * stats->units_asked);  // the scripted rewrites report none
   for (const auto& [path, line] : rewriter.asked) EXPECT_NE(path, "app/clean.py");
   EXPECT_EQ(stats->units_changed, stats->units_rewritten);
   EXPECT_EQ(read(ws.root / "app/users.py"), ws.files["app/users.py"]) << "the service itself writes nothing";
@@ -291,6 +317,46 @@ TEST(RunRefactor, AStopDropsTheFileInProgressAndAConflictIsRefused) {
   EXPECT_THAT(written, IsEmpty());
   EXPECT_EQ(read(ws.root / "app/main.py"), "# edited meanwhile\n");
   EXPECT_EQ(read(ws.root / "app/users.py"), ws.files["app/users.py"]) << "a file cut short by a stop is not written";
+}
+
+TEST(RunRefactor, RewritesSideBySideGiveTheSameFilesInWalkOrder) {
+  workspace_fixture ws("refactor_jobs");
+  refactor_options options;
+  options.instruction = "add type hints to public functions";
+  options.split = {.whole_file_bytes = 1000, .max_unit_bytes = 4000, .min_unit_bytes = 300};
+  struct run {
+    std::vector<std::pair<std::string, std::string>> files;  // path, new text, in the order reported
+    std::vector<std::pair<std::string, std::size_t>> rewritten;
+    refactor_stats stats;
+    std::size_t most_in_flight = 0;
+  };
+  const auto refactor = [&](std::size_t jobs) {
+    scripted_rewriter rewriter("return", "return  ");
+    rewriter.instruction = options.instruction;
+    rewriter.concern_all = true;
+    rewriter.jobs = jobs;
+    run out;
+    refactor_callbacks callbacks;
+    callbacks.on_file = [&](const file_change& c) -> result<void> {
+      out.files.emplace_back(c.path, c.updated);
+      return ok();
+    };
+    result<refactor_stats> stats = run_refactor(ws.root, options, rewriter, callbacks);
+    EXPECT_TRUE(stats);
+    if (stats) out.stats = *stats;
+    out.rewritten = rewriter.rewritten;
+    out.most_in_flight = rewriter.most_in_flight;
+    return out;
+  };
+  const run one = refactor(1);
+  const run three = refactor(3);
+  ASSERT_EQ(one.files.size(), 2u);
+  EXPECT_EQ(three.files, one.files);
+  EXPECT_EQ(three.stats.units_changed, one.stats.units_changed);
+  EXPECT_EQ(three.stats.files_done, one.stats.files_done);
+  EXPECT_EQ(one.most_in_flight, 1u);
+  EXPECT_EQ(three.most_in_flight, 3u);
+  EXPECT_NE(three.rewritten, one.rewritten) << "the rewrites should have come back out of order";
 }
 
 TEST(RunRefactor, BadInputIsAClearError) {

@@ -92,6 +92,21 @@ TEST(RefactorCli, SpeculativeAndPlainDecodingWriteTheSameChange) {
   EXPECT_NE(summary.out.find("drafts taken"), std::string::npos) << summary.out;
 }
 
+TEST(RefactorCli, RewritesDecodedTogetherWriteTheSameChange) {
+  // --jobs 3: the units' rewrites share each forward pass (some speculating, at different lengths), with
+  // the relevance questions in between; the diff is the same as one at a time, files in the same order.
+  const fs::path root = make_workspace("refactor_cli_jobs", fixture(5));
+  const auto one = run_qcoder(refactor_args(root, "--log-level warn"), /*merge_stderr=*/false);
+  const auto three = run_qcoder(refactor_args(root, "--log-level warn --jobs 3"), /*merge_stderr=*/false);
+  ASSERT_EQ(one.exit_code, 0);
+  ASSERT_EQ(three.exit_code, 0);
+  EXPECT_NE(one.out.find("--- a/pkg/m0.py"), std::string::npos) << one.out;
+  EXPECT_EQ(three.out, one.out);
+  const auto bad = run_qcoder(refactor_args(root, "--jobs 0"), /*merge_stderr=*/true);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("--jobs"), std::string::npos) << bad.out;
+}
+
 TEST(RefactorCli, BadFlagsAreClearErrors) {
   const auto none = run_qcoder("refactor --workspace /nonexistent --instruction x", /*merge_stderr=*/true);
   EXPECT_NE(none.exit_code, 0);

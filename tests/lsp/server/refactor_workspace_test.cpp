@@ -53,7 +53,7 @@ TEST(RefactorWorkspace, RefactorsTheFolderAndHandsTheEditorOneVersionedEdit) {
   c.open(c_uri, unsaved, "python", 3);
   c.request(1, "workspace/executeCommand",
             {{"command", "qcoder.refactorWorkspace"},
-             {"arguments", {{{"instruction", "rename `get_user` to `fetch_user`"}, {"checkRelevance", false}}}}});
+             {"arguments", {{{"instruction", "rename `get_user` to `fetch_user`"}, {"checkRelevance", false}, {"jobs", 2}}}}});
   const json r = c.reply(1);
   ASSERT_TRUE(r.contains("result")) << r.dump();
   EXPECT_EQ(r["result"]["applied"], true);
@@ -88,6 +88,14 @@ TEST(RefactorWorkspace, RefactorsTheFolderAndHandsTheEditorOneVersionedEdit) {
     ended |= p["params"]["value"]["kind"] == "end";
   }
   EXPECT_TRUE(began && ended);
+
+  int id = 2;
+  for (const json& jobs : {json(0), json(65), json("2")}) {
+    c.request(id, "workspace/executeCommand",
+              {{"command", "qcoder.refactorWorkspace"}, {"arguments", {{{"instruction", "x"}, {"jobs", jobs}}}}});
+    const json bad = c.reply(id++);
+    EXPECT_EQ(bad["error"]["code"], codes::invalid_params) << bad.dump();
+  }
 }
 
 TEST(RefactorWorkspace, BadArgumentsAndNoFolderAreClearErrors) {
