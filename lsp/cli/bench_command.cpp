@@ -40,6 +40,7 @@ std::span<const bench_command> all_bench_commands() {
       {"lsp", "the language server's own latency per keystroke, excluding the model", run_bench_lsp},
       {"matmul", "one weight matrix (FP8/BF16/F16/F32): GB/s against measured memory bandwidth", run_bench_matmul},
       {"speculate", "speculative decoding by prompt lookup: cost of refused drafts, gain of accepted ones", run_bench_speculate},
+      {"batch", "sequences decoded together (refactor --jobs): aggregate tokens/s against one alone", run_bench_batch},
       {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
   };
   return commands;
