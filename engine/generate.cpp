@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <numeric>
 #include <optional>
 #include <utility>
 
@@ -118,7 +120,7 @@ class sequence_decoder {
     std::size_t agreed = 0;
     bool ended = false;
     for (std::size_t j = 0; j < drafts_.size(); ++j) {
-      if (pick_.sample(row(j), history_) != drafts_[j]) break;
+      if (pick(row(j)) != drafts_[j]) break;
       ++agreed;
       if (!take(drafts_[j])) {
         ended = true;
@@ -186,7 +188,7 @@ class sequence_decoder {
         cancel();
         return;
       }
-      next_ = pick_.sample(logits_.data(), history_);
+      next_ = pick(logits_.data());
       if (!take(next_)) {
         phase_ = phase::done;
         return;
@@ -217,7 +219,10 @@ class sequence_decoder {
     if (!lookup_) return;
     draft();
     if (drafts_.empty()) return;
-    if (pick_.sample(logits_.data(), history_) != drafts_[0]) {
+    // Checked on a copy: the next step samples these logits again, and a repetition penalty is applied in
+    // place (twice would change them).
+    check_.assign(logits_.begin(), logits_.end());
+    if (pick(check_.data()) != drafts_[0]) {
       out_.drafted += static_cast<std::int64_t>(drafts_.size());
       lookup_->report(drafts_.size(), 0);
       return;
@@ -232,6 +237,31 @@ class sequence_decoder {
     drafts_ = lookup_->draft(history_, request_.max_tokens - static_cast<std::int64_t>(out_.tokens.size()));
   }
 
+  // The sampler's choice from `row`; with logprobs asked for, the row's distribution is recorded first
+  // (the sampler changes the row in place), for take() to report if the token is taken.
+  std::int32_t pick(float* row) {
+    if (request_.top_logprobs < 0) return pick_.sample(row, history_);
+    const std::size_t vocab = static_cast<std::size_t>(vocab_);
+    raw_.assign(row, row + vocab);
+    const std::int32_t id = pick_.sample(row, history_);
+    const float top = *std::max_element(raw_.begin(), raw_.end());
+    double sum = 0;
+    for (const float l : raw_) sum += std::exp(static_cast<double>(l - top));
+    const float log_total = top + static_cast<float>(std::log(sum));
+    picked_.id = id;
+    picked_.logprob = raw_[static_cast<std::size_t>(id)] - log_total;
+    picked_.top.clear();
+    const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(std::min(request_.top_logprobs, 20)), vocab);
+    order_.resize(vocab);
+    std::iota(order_.begin(), order_.end(), 0);
+    std::partial_sort(order_.begin(), order_.begin() + static_cast<std::ptrdiff_t>(n), order_.end(), [&](std::int32_t a, std::int32_t b) {
+      return raw_[static_cast<std::size_t>(a)] > raw_[static_cast<std::size_t>(b)] ||
+             (raw_[static_cast<std::size_t>(a)] == raw_[static_cast<std::size_t>(b)] && a < b);
+    });
+    for (std::size_t i = 0; i < n; ++i) picked_.top.emplace_back(order_[i], raw_[static_cast<std::size_t>(order_[i])] - log_total);
+    return id;
+  }
+
   // A sampled token through the stop rules and the callback. False when generation ends here (out.reason
   // says why); a stop id does not join the output.
   bool take(std::int32_t next) {
@@ -241,6 +271,10 @@ class sequence_decoder {
     }
     out_.tokens.push_back(next);
     history_.push_back(next);
+    if (request_.top_logprobs >= 0) {
+      out_.logprobs.push_back(picked_);
+      if (request_.on_logprob) request_.on_logprob(picked_);
+    }
     if (request_.on_token && !request_.on_token(next)) {
       out_.reason = finish_reason::callback;
       return false;
@@ -290,6 +324,10 @@ class sequence_decoder {
   logits_mode pass_mode_ = logits_mode::last;
   std::size_t lead_ = 0;  // 1 when the sampled token runs with its drafts, else 0
   sequence_state::rollback_point rollback_;
+  std::vector<float> check_;  // the first draft's check
+  std::vector<float> raw_;    // logprobs: the row before sampling
+  std::vector<std::int32_t> order_;
+  token_logprob picked_;
 };
 
 result<void> check_request(const generation_request& request) {

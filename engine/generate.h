@@ -21,6 +21,14 @@ namespace qcoder::engine {
 
 enum class finish_reason { length, stop_token, stop_string, cancelled, callback };
 
+// An output token's log-probability under the model (log-softmax of the raw logits, before any sampling
+// transform) and the most likely alternatives at that step, best first.
+struct token_logprob {
+  std::int32_t id = 0;
+  float logprob = 0;
+  std::vector<std::pair<std::int32_t, float>> top;
+};
+
 const char* to_string(finish_reason reason);
 
 struct generation_request {
@@ -33,6 +41,10 @@ struct generation_request {
   std::function<std::string(std::int32_t)> token_bytes;
   // Called after each new token; return false to stop.
   std::function<bool(std::int32_t)> on_token;
+  // ≥ 0: record each output token's log-probability and this many alternatives (at most 20); the record
+  // goes to on_logprob (just before on_token) and to the result. -1: none.
+  int top_logprobs = -1;
+  std::function<void(const token_logprob&)> on_logprob;
   std::stop_token stop;
   // With a cache, the prompt is served from it where it can be (see prefill), and the finished request
   // (prompt + output) is inserted with its logits, so the next request that continues it starts warm.
@@ -56,6 +68,7 @@ struct generation_result {
   std::int64_t drafted = 0;         // speculative: draft tokens checked
   std::int64_t accepted = 0;        // of them, the ones the model agreed with
   std::int64_t forward_passes = 0;  // decode forwards (each checks one token, or a token and its drafts)
+  std::vector<token_logprob> logprobs;  // with request.top_logprobs ≥ 0: one per token of `tokens`
 };
 
 // Drafts for speculative decoding: the tokens that follow the output's last few tokens where they also

@@ -1,6 +1,7 @@
 // Speculative decoding by prompt lookup gives exactly the tokens of plain greedy decoding — whether the
 // drafts are right (taken, fewer forward passes) or wrong (taken back) — and leaves the sequence state
 // exactly as plain decoding does, on the tiny checkpoints.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -155,6 +156,58 @@ TEST_P(Speculative, StopsInsideTakenDraftsEndWhereTheyWouldHave) {
     EXPECT_EQ(spec.next_logits, plain.next_logits);
     EXPECT_GT(spec.out.accepted, 0);
   }
+}
+
+TEST_P(Speculative, ARepetitionPenaltyAndLogprobsComeOutAsInPlainDecoding) {
+  // The penalty changes the logits in place; checking a draft must not apply it twice. Logprobs are of the
+  // raw logits, so they too must not depend on how the tokens were found.
+  const auto all = prompts();
+  for (const auto& prompt : {all[0], all[2]}) {
+    generation_request base = request(prompt, 30);
+    base.sampling.repetition_penalty = 1.3f;
+    base.top_logprobs = 3;
+    const run_result plain = run(*model_, base);
+    generation_request fast = base;
+    fast.speculate = true;
+    fast.lookup = prompt;
+    fast.lookup.insert(fast.lookup.end(), plain.out.tokens.begin(), plain.out.tokens.end());
+    const run_result spec = run(*model_, fast);
+    EXPECT_EQ(spec.out.tokens, plain.out.tokens);
+    EXPECT_GT(spec.out.accepted, 0);
+    ASSERT_EQ(plain.out.logprobs.size(), plain.out.tokens.size());
+    ASSERT_EQ(spec.out.logprobs.size(), spec.out.tokens.size());
+    for (std::size_t i = 0; i < plain.out.logprobs.size(); ++i) {
+      const token_logprob& p = plain.out.logprobs[i];
+      EXPECT_EQ(p.id, plain.out.tokens[i]);
+      EXPECT_EQ(p.logprob, spec.out.logprobs[i].logprob);
+      EXPECT_EQ(p.top, spec.out.logprobs[i].top);
+      ASSERT_EQ(p.top.size(), 3u);
+      EXPECT_LE(p.logprob, 0.0f);
+      EXPECT_LE(p.logprob, p.top[0].second);  // the penalty may pick another token than the raw argmax
+      EXPECT_GE(p.top[0].second, p.top[1].second);
+      EXPECT_GE(p.top[1].second, p.top[2].second);
+      EXPECT_LE(std::exp(p.top[0].second) + std::exp(p.top[1].second) + std::exp(p.top[2].second), 1.0001f);
+    }
+  }
+}
+
+TEST_P(Speculative, LogprobsAreTheRawDistribution) {
+  // Greedy without a penalty: the token is the raw argmax, so its logprob is the top alternative's.
+  const auto all = prompts();
+  generation_request r = request(all[1], 12);
+  r.top_logprobs = 2;
+  std::vector<token_logprob> streamed;
+  r.on_logprob = [&](const token_logprob& l) { streamed.push_back(l); };
+  const run_result out = run(*model_, r);
+  ASSERT_EQ(out.out.logprobs.size(), 12u);
+  ASSERT_EQ(streamed.size(), 12u);
+  for (std::size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(out.out.logprobs[i].top[0].first, out.out.tokens[i]);
+    EXPECT_EQ(out.out.logprobs[i].top[0].second, out.out.logprobs[i].logprob);
+    EXPECT_EQ(streamed[i].logprob, out.out.logprobs[i].logprob);
+  }
+  r.top_logprobs = -1;
+  EXPECT_TRUE(run(*model_, r).out.logprobs.empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, Speculative, ::testing::Values("bf16", "fp8"));
