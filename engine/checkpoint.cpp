@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -111,6 +112,33 @@ result<parsed_entry> parse_entry(const std::string& file, const std::string& nam
 }
 
 // Parses the header of one mapped safetensors file into tensor_infos pointing into the mapping.
+// Builds the header's JSON like json::parse and notes the first top-level key that repeats. (A parser
+// callback could do the same, but nlohmann's callback parser rescans an object's members at each nested
+// object's end, which is quadratic in the tensor count: seconds for a shard of the real model.)
+class header_reader : public nlohmann::detail::json_sax_dom_parser<json> {
+  using base = nlohmann::detail::json_sax_dom_parser<json>;
+
+ public:
+  explicit header_reader(json& root) : base(root, /*allow_exceptions=*/false) {}
+  bool start_object(std::size_t elements) {
+    ++depth_;
+    return base::start_object(elements);
+  }
+  bool end_object() {
+    --depth_;
+    return base::end_object();
+  }
+  bool key(std::string& name) {
+    if (depth_ == 1 && !keys_.insert(name).second && duplicate.empty()) duplicate = name;
+    return base::key(name);
+  }
+  std::string duplicate;
+
+ private:
+  int depth_ = 0;
+  std::unordered_set<std::string> keys_;
+};
+
 result<std::vector<tensor_info>> parse_safetensors(const mapped_file& mapping, const fs::path* path) {
   const std::string file = path->string();
   const std::span<const std::byte> bytes = mapping.bytes();
@@ -128,18 +156,14 @@ result<std::vector<tensor_info>> parse_safetensors(const mapped_file& mapping, c
 
   const char* header = reinterpret_cast<const char*>(bytes.data() + 8);
   // Duplicate keys would silently overwrite each other in the parsed object; catch them while parsing.
-  std::set<std::string> top_keys;
-  std::string duplicate;
-  json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth == 1 && event == json::parse_event_t::key && parsed.is_string()) {
-      if (!top_keys.insert(parsed.get<std::string>()).second && duplicate.empty()) duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  const json root = json::parse(header, header + header_len, on_event, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return fail(errc::parse_error, "{}: the {}-byte header is not valid JSON", file, header_len);
+  json root;
+  header_reader reader(root);
+  const bool parsed = json::sax_parse(header, header + header_len, &reader, json::input_format_t::json, /*strict=*/true);
+  if (!parsed || root.is_discarded()) return fail(errc::parse_error, "{}: the {}-byte header is not valid JSON", file, header_len);
   if (!root.is_object()) return fail(errc::parse_error, "{}: the header is a JSON {}, expected an object", file, json_type(root));
-  if (!duplicate.empty()) return fail(errc::corrupt_data, "{}: tensor '{}' appears twice in the header", file, duplicate);
+  if (!reader.duplicate.empty()) {
+    return fail(errc::corrupt_data, "{}: tensor '{}' appears twice in the header", file, reader.duplicate);
+  }
 
   const std::uint64_t data_start = 8 + header_len;
   const std::uint64_t data_size = bytes.size() - data_start;
