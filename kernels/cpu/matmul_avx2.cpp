@@ -196,24 +196,12 @@ void gemv(float* out, const float* x, const weight_matrix& w, std::int64_t r0, s
   }
 }
 
-// Prefill: n tokens. Every (token, row) result is computed with exactly the operations gemv uses for it
-// (same conversions, same x scaling, same lane order within each block, the same per-block scale step and
-// the same tail), so a token's output does not depend on the batch it ran in: a prompt gives bit-identical
-// logits however it is split into chunks, which the prefix cache and speculative decoding rely on. What
-// batching saves is the weight conversion: rows are converted once per group of 4 into a per-thread buffer
-// and used by every token, two tokens at a time.
+// The tokens of a batch as gemv would see them: each one's scaling, and for FP8 `x` pointed at x · x_scale
+// per token (the product gemv forms as it loads x). Per-thread buffers, grown to the largest batch.
 template <dtype T>
-void gemm(float* out, const float* x, const weight_matrix& w, std::int64_t n, std::int64_t r0, std::int64_t r1) {
-  using loads = gemv_loads<T>;
-  const block_walk walk(w, dtype_size(T));
-  const std::int64_t cols = walk.cols, block = walk.block, n_blocks = walk.n_blocks;
-  const std::size_t esize = walk.esize;
-  const std::uint8_t* base = walk.base;
-  // Grown once per thread to the widest matrix and the largest batch; not in the steady state of a forward pass.
-  thread_local std::vector<float> buffer;
+const std::vector<x_scaling>& prepare_tokens(const float*& x, std::int64_t n, std::int64_t cols) {
   thread_local std::vector<x_scaling> scalings;
-  thread_local std::vector<float> scaled;  // FP8: x · x_scale per token, the product gemv forms as it loads x
-  if (buffer.size() < static_cast<std::size_t>(4 * cols)) buffer.resize(static_cast<std::size_t>(4 * cols));
+  thread_local std::vector<float> scaled;
   if (scalings.size() < static_cast<std::size_t>(n)) scalings.resize(static_cast<std::size_t>(n));
   for (std::int64_t t = 0; t < n; ++t) scalings[static_cast<std::size_t>(t)] = scaling_of<T>(x + t * cols, cols);
   if constexpr (T == dtype::f8_e4m3) {
@@ -228,6 +216,26 @@ void gemm(float* out, const float* x, const weight_matrix& w, std::int64_t n, st
     }
     x = scaled.data();
   }
+  return scalings;
+}
+
+// Prefill: n tokens. Every (token, row) result is computed with exactly the operations gemv uses for it
+// (same conversions, same x scaling, same lane order within each block, the same per-block scale step and
+// the same tail), so a token's output does not depend on the batch it ran in: a prompt gives bit-identical
+// logits however it is split into chunks, which the prefix cache and speculative decoding rely on. What
+// batching saves is the weight conversion: rows are converted once per group of 4 into a per-thread buffer
+// and used by every token, two tokens at a time.
+template <dtype T>
+void gemm(float* out, const float* x, const weight_matrix& w, std::int64_t n, std::int64_t r0, std::int64_t r1) {
+  using loads = gemv_loads<T>;
+  const block_walk walk(w, dtype_size(T));
+  const std::int64_t cols = walk.cols, block = walk.block, n_blocks = walk.n_blocks;
+  const std::size_t esize = walk.esize;
+  const std::uint8_t* base = walk.base;
+  // Grown once per thread to the widest matrix; not in the steady state of a forward pass.
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < static_cast<std::size_t>(4 * cols)) buffer.resize(static_cast<std::size_t>(4 * cols));
+  const std::vector<x_scaling>& scalings = prepare_tokens<T>(x, n, cols);
   auto scale = [&](std::int64_t r, std::int64_t b) {
     return load_as_f32(w.scale_type, w.scales, static_cast<std::size_t>((r / w.block_rows) * w.scale_cols() + b));
   };
@@ -288,11 +296,91 @@ void gemm(float* out, const float* x, const weight_matrix& w, std::int64_t n, st
   }
 }
 
+// A few tokens (a decode step of several sequences, or a token and its drafts): rows two at a time and
+// tokens G (1 to 4) at a time, each 8 weights converted once, in registers, for every token of the group.
+// Converting is a large part of decode's work, so this is what makes a step of several sequences cost less
+// than that many steps; gemm's convert-into-a-buffer pays off only for many tokens. Per (token, row), the
+// same operations as gemv (see gemm).
+template <dtype T, int G>
+void gemm_group(float* out, const float* x, const x_scaling* sc, const weight_matrix& w, const block_walk& walk,
+                std::int64_t r0, std::int64_t r1) {
+  using loads = gemv_loads<T>;
+  const std::int64_t cols = walk.cols, block = walk.block, n_blocks = walk.n_blocks;
+  const std::int64_t stride = cols * static_cast<std::int64_t>(walk.esize);
+  auto scale = [&](std::int64_t r, std::int64_t b) {
+    return load_as_f32(w.scale_type, w.scales, static_cast<std::size_t>((r / w.block_rows) * w.scale_cols() + b));
+  };
+  for (std::int64_t r = r0; r < r1; r += 2) {
+    const int rows = static_cast<int>(std::min<std::int64_t>(2, r1 - r));
+    const void* row[2] = {walk.base + r * stride, walk.base + (r + rows - 1) * stride};  // one row: twice
+    __m256 total[2][G];
+    float tail[2][G] = {};
+    for (auto& row_total : total) {
+      for (auto& v : row_total) v = _mm256_setzero_ps();
+    }
+    for (std::int64_t b = 0; b < n_blocks; ++b) {
+      const std::int64_t c_begin = b * block;
+      const std::int64_t c_end = std::min(cols, c_begin + block);
+      __m256 acc[2][G];
+      float acc_tail[2][G] = {};
+      for (auto& row_acc : acc) {
+        for (auto& v : row_acc) v = _mm256_setzero_ps();
+      }
+      std::int64_t c = c_begin;
+      for (; c + 8 <= c_end; c += 8) {
+        const __m256 w0 = loads::eight(row[0], c);
+        const __m256 w1 = loads::eight(row[1], c);
+        for (int j = 0; j < G; ++j) {
+          const __m256 xv = _mm256_loadu_ps(x + j * cols + c);
+          acc[0][j] = _mm256_fmadd_ps(w0, xv, acc[0][j]);
+          acc[1][j] = _mm256_fmadd_ps(w1, xv, acc[1][j]);
+        }
+      }
+      for (; c < c_end; ++c) {
+        for (int i = 0; i < 2; ++i) {
+          const float wv = loads::one(row[i], c);
+          for (int j = 0; j < G; ++j) acc_tail[i][j] = std::fma(wv, x[j * cols + c], acc_tail[i][j]);
+        }
+      }
+      for (int i = 0; i < rows; ++i) {
+        for (int j = 0; j < G; ++j) {
+          const float f = w.quantized() ? sc[j].unit * scale(r + i, b) : sc[j].unit;
+          total[i][j] = _mm256_fmadd_ps(acc[i][j], _mm256_set1_ps(f), total[i][j]);
+          tail[i][j] = std::fma(acc_tail[i][j], f, tail[i][j]);
+        }
+      }
+    }
+    for (int i = 0; i < rows; ++i) {
+      for (int j = 0; j < G; ++j) out[j * w.rows + r + i] = hsum(total[i][j]) + tail[i][j];
+    }
+  }
+}
+
+template <dtype T>
+void gemm_few(float* out, const float* x, const weight_matrix& w, std::int64_t n, std::int64_t r0, std::int64_t r1) {
+  const block_walk walk(w, dtype_size(T));
+  const std::vector<x_scaling>& scalings = prepare_tokens<T>(x, n, walk.cols);
+  for (std::int64_t t = 0; t < n; t += 4) {
+    const std::int64_t group = std::min<std::int64_t>(4, n - t);
+    float* o = out + t * w.rows;
+    const float* xt = x + t * walk.cols;
+    const x_scaling* sc = scalings.data() + t;
+    switch (group) {
+      case 1: gemm_group<T, 1>(o, xt, sc, w, walk, r0, r1); break;
+      case 2: gemm_group<T, 2>(o, xt, sc, w, walk, r0, r1); break;
+      case 3: gemm_group<T, 3>(o, xt, sc, w, walk, r0, r1); break;
+      default: gemm_group<T, 4>(o, xt, sc, w, walk, r0, r1); break;
+    }
+  }
+}
+
 template <dtype T>
 void matmul_typed(float* out, const float* x, const weight_matrix& w, std::int64_t n, std::int64_t r0,
                   std::int64_t r1) {
   if (n == 1) {
     gemv<T>(out, x, w, r0, r1);
+  } else if (n <= 8) {
+    gemm_few<T>(out, x, w, n, r0, r1);
   } else {
     gemm<T>(out, x, w, n, r0, r1);
   }

@@ -125,19 +125,22 @@ void check_batch_invariance(kernel_fn kernel, const char* name) {
   std::mt19937 rng(5);
   for (dtype type : types) {
     for (const shape_case& s : shapes) {
-      const std::int64_t n = s.n + 4;  // odd and even batches, the last token alone
-      random_matrix m = make_matrix(type, s.rows, s.cols, rng);
-      std::vector<float> x(static_cast<std::size_t>(n * s.cols));
-      std::normal_distribution<float> normal(0.0f, 1.0f);
-      for (float& v : x) v = normal(rng) * (1.0f + static_cast<float>(rng() % 1000));  // tokens of different magnitude
-      std::vector<float> batched(static_cast<std::size_t>(n * s.rows)), single(batched.size());
-      kernel(batched.data(), x.data(), m.view, n, 0, s.rows);
-      for (std::int64_t t = 0; t < n; ++t) {
-        kernel(single.data() + t * s.rows, x.data() + t * s.cols, m.view, 1, 0, s.rows);
+      // Few tokens (a decode step of several sequences: the small-batch kernel) and more (prefill); odd and
+      // even batches, the last token alone.
+      for (const std::int64_t n : {std::int64_t{2}, std::int64_t{3}, s.n + 4, s.n + 9}) {
+        random_matrix m = make_matrix(type, s.rows, s.cols, rng);
+        std::vector<float> x(static_cast<std::size_t>(n * s.cols));
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float& v : x) v = normal(rng) * (1.0f + static_cast<float>(rng() % 1000));  // tokens of different magnitude
+        std::vector<float> batched(static_cast<std::size_t>(n * s.rows)), single(batched.size());
+        kernel(batched.data(), x.data(), m.view, n, 0, s.rows);
+        for (std::int64_t t = 0; t < n; ++t) {
+          kernel(single.data() + t * s.rows, x.data() + t * s.cols, m.view, 1, 0, s.rows);
+        }
+        EXPECT_EQ(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)), 0)
+            << name << " " << dtype_name(type) << " rows=" << s.rows << " cols=" << s.cols << " n=" << n
+            << " max diff " << max_abs_diff(batched, single);
       }
-      EXPECT_EQ(std::memcmp(batched.data(), single.data(), batched.size() * sizeof(float)), 0)
-          << name << " " << dtype_name(type) << " rows=" << s.rows << " cols=" << s.cols << " n=" << n
-          << " max diff " << max_abs_diff(batched, single);
     }
   }
 }
