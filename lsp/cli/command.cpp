@@ -19,6 +19,7 @@ std::span<const command> all_commands() {
       {"lsp", "run the language server on stdin/stdout (started by the editor)", run_lsp},
       {"make-model", "write a random qwen3_next checkpoint (tiny or real-size slice, BF16 or FP8) for tests", run_make_model},
       {"refactor", "apply one instruction to every file of a workspace it concerns (a diff, or --apply)", run_refactor},
+      {"serve", "serve the model over an OpenAI-compatible HTTP API", run_serve},
       {"tokenize", "encode lines of {\"text\": ...} and print one JSON array of token ids per line", run_tokenize},
       {"version", "print the version, build type, CPU features and CUDA support", run_version},
   };

@@ -46,5 +46,6 @@ int run_logits(args_view args);
 int run_lsp(args_view args);
 int run_make_model(args_view args);
 int run_refactor(args_view args);
+int run_serve(args_view args);
 
 }  // namespace qcoder::cli
