@@ -41,6 +41,7 @@ std::span<const bench_command> all_bench_commands() {
       {"matmul", "one weight matrix (FP8/BF16/F16/F32): GB/s against measured memory bandwidth", run_bench_matmul},
       {"speculate", "speculative decoding by prompt lookup: cost of refused drafts, gain of accepted ones", run_bench_speculate},
       {"batch", "sequences decoded together (refactor --jobs): aggregate tokens/s against one alone", run_bench_batch},
+      {"serve", "concurrent streaming clients against an OpenAI-compatible server: requests/s, tokens/s, TTFT, inter-token latency", run_bench_serve},
       {"tokenize", "tokenizer throughput (MB/s) over a corpus of source files", run_bench_tokenize},
   };
   return commands;

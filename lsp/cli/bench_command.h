@@ -39,6 +39,7 @@ int run_bench_fim_typing(args_view args);
 int run_bench_lsp(args_view args);
 int run_bench_speculate(args_view args);
 int run_bench_batch(args_view args);
+int run_bench_serve(args_view args);
 int run_bench_tokenize(args_view args);
 
 }  // namespace qcoder::cli

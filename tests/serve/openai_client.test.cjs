@@ -2,7 +2,8 @@
 // (pinned in scripts/third_party). Completions and chat, streamed and not; usage with cached prompt tokens;
 // the same tokens as `qcoder generate` for the same prompt and seed; stop strings; tools and a tool-call
 // history accepted; every error status the API promises; a client that goes away frees the engine; bad
-// input leaves the server up.
+// input leaves the server up; eight clients streaming for 30 s, each stream checked against its request run
+// alone (`qcoder bench serve --verify`).
 //
 // Run by ctest: `node --test tests/serve/openai_client.test.cjs` with QCODER_BINARY, QCODER_MODEL and
 // QCODER_NODE_MODULES set.
@@ -245,6 +246,31 @@ test('a full queue answers 503 with Retry-After; a client that goes away frees t
   assert.equal(await metric(port, 'qcoder_running_generations'), 0);
   assert.equal(await metric(port, 'qcoder_queue_length'), 0);
   assert.ok((await metric(port, 'qcoder_generations_cancelled_total')) > before);
+});
+
+test('eight streaming clients for 30 s lose and duplicate nothing (qcoder bench serve --verify)', async () => {
+  // A server of its own: four decoded together, the other four waiting their turn (not refused).
+  const busy = startServer(['--parallel', '4', '--queue', '16']);
+  const busyPort = await busy.listening;
+  await waitReady(busyPort);
+  const out = await new Promise((resolve, reject) => {
+    const bench = spawn(binary, ['bench', 'serve', '--url', `http://127.0.0.1:${busyPort}`, '--clients', '8', '--seconds', '30',
+      '--max-tokens', '24', '--verify', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    bench.stdout.on('data', (d) => (stdout += d));
+    bench.stderr.on('data', (d) => (stderr += d));
+    bench.on('error', reject);
+    bench.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+  assert.equal(out.code, 0, out.stdout + out.stderr);
+  const figures = JSON.parse(out.stdout);
+  assert.equal(figures.errors, 0);
+  assert.equal(figures.mismatches, 0);
+  assert.ok(figures.requests >= 8, out.stdout);
+  assert.ok(figures.ttft_ms.p50 > 0 && figures.itl_ms.p50 > 0, out.stdout);
+  busy.child.kill('SIGTERM');
+  assert.equal(await busy.exited, 0);
 });
 
 test('an API key is required when one is set, and beyond loopback', async () => {
