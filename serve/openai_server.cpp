@@ -7,228 +7,19 @@
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/tokenizer/stream_decoder.h"
+#include "serve/reply_stream.h"
 
 namespace qcoder::serve {
 namespace {
 using json = nlohmann::ordered_json;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string random_id(const char* prefix) {
-  static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string out = prefix;
-  for (int i = 0; i < 24; ++i) out += alphabet[rng() % (sizeof(alphabet) - 1)];
-  return out;
-}
-
 void send_json(http::responder& reply, int status, const json& body, http::header_list headers = {}) {
-  reply.send(status, "application/json", dump(body), std::move(headers));
+  reply.send(status, "application/json", dump_json(body), std::move(headers));
 }
 
 void send_error(http::responder& reply, const api_error& e, http::header_list headers = {}) {
   send_json(reply, e.status, e.body(), std::move(headers));
 }
-
-api_error error_of(int status, std::string message, std::string type, std::string code = {}) {
-  api_error e;
-  e.status = status;
-  e.message = std::move(message);
-  e.type = std::move(type);
-  e.code = std::move(code);
-  return e;
-}
-
-// One generation between the inference thread (tokens in) and the client (text, tool calls, logprobs
-// out). Callbacks come from the inference thread only, one at a time.
-class exchange {
- public:
-  exchange(http::responder reply, const api_request& request, const engine::tokenizer& tok, std::string model)
-      : reply_(std::move(reply)),
-        kind_(request.kind),
-        stream_(request.stream),
-        include_usage_(request.include_usage),
-        logprobs_(request.top_logprobs >= 0),
-        tok_(tok),
-        decoder_(tok, /*skip_added=*/false),  // <tool_call> is an added token the parser must see
-        stops_(request.stop),
-        model_(std::move(model)),
-        id_(random_id(request.kind == endpoint::chat ? "chatcmpl-" : "cmpl-")),
-        created_(unix_now()),
-        prompt_tokens_(request.prompt.size()) {
-    if (!request.tools.empty()) tools_.emplace(request.tools);
-  }
-
-  void on_logprob(const engine::token_logprob& record) { pending_logprobs_.push_back(record); }
-
-  // False ends the generation: a stop string was found, or the client is gone.
-  bool on_token(std::int32_t id) {
-    std::string piece;
-    if (!decoder_.push(id, piece)) return true;  // an id the tokenizer does not know: no text
-    emit(stops_.feed(piece), false);
-    return !stops_.stopped() && !gone_;
-  }
-
-  void on_done(result<engine::generation_result> done) {
-    if (!done) {
-      const bool shutting_down = done.err().code == errc::cancelled;
-      const api_error e = error_of(shutting_down ? 503 : 500, done.err().message,
-                                   shutting_down ? "service_unavailable" : "server_error");
-      if (!started_) return send_error(reply_, e);
-      write_event(e.body());
-      finish_stream();
-      return;
-    }
-    const engine::generation_result& r = *done;
-    if (r.reason == engine::finish_reason::cancelled || gone_) {
-      // The client went away (or the server is stopping): nobody to answer.
-      if (started_) reply_.end();
-      else send_error(reply_, error_of(503, "the request was cancelled", "service_unavailable"));
-      return;
-    }
-    std::string tail;
-    decoder_.finish(tail);
-    std::string rest = stops_.feed(tail);
-    if (!stops_.stopped()) rest += stops_.finish();
-    emit(std::move(rest), true);
-    const usage_figures usage{prompt_tokens_, r.tokens.size(), r.prompt_tokens_restored};
-    const std::string reason = finish_reason_text(r.reason, stops_.stopped(), called_tools_);
-    if (!stream_) return send_whole(usage, reason);
-    json last = head(true);
-    json choice = {{"index", 0}, {"finish_reason", reason}, {"logprobs", nullptr}};
-    if (kind_ == endpoint::chat) {
-      choice["delta"] = role_sent_ ? json::object() : json{{"role", "assistant"}, {"content", ""}};
-    } else {
-      choice["text"] = "";
-    }
-    last["choices"] = json::array({choice});
-    if (include_usage_) last["usage"] = nullptr;
-    write_event(last);
-    if (include_usage_) {
-      json u = head(true);
-      u["choices"] = json::array();
-      u["usage"] = usage_json(usage);
-      write_event(u);
-    }
-    finish_stream();
-  }
-
- private:
-  json head(bool chunk) const { return response_head(kind_, chunk, id_, created_, model_); }
-
-  // New visible text (and tool calls found in it) with the logprobs of the tokens behind it.
-  void emit(std::string text, bool final) {
-    std::vector<service::tool_call> calls;
-    if (tools_) {
-      service::tool_call_parser::output out = tools_->push(text);
-      if (final) {
-        service::tool_call_parser::output end = tools_->finish();
-        out.content += end.content;
-        out.calls.insert(out.calls.end(), end.calls.begin(), end.calls.end());
-      }
-      text = std::move(out.content);
-      calls = std::move(out.calls);
-    }
-    if (!calls.empty()) called_tools_ = true;
-    if (!stream_) {
-      text_ += text;
-      calls_.insert(calls_.end(), calls.begin(), calls.end());
-      all_logprobs_.insert(all_logprobs_.end(), pending_logprobs_.begin(), pending_logprobs_.end());
-      pending_logprobs_.clear();
-      return;
-    }
-    if (!text.empty() || (final && logprobs_ && !pending_logprobs_.empty())) {
-      json chunk = head(true);
-      json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
-      if (logprobs_ && !pending_logprobs_.empty()) {
-        choice["logprobs"] = logprobs_json(kind_, tok_, pending_logprobs_, text_bytes_);
-        pending_logprobs_.clear();
-      }
-      if (kind_ == endpoint::chat) {
-        choice["delta"] = {{"content", text}};
-        if (!role_sent_) choice["delta"]["role"] = "assistant";
-        role_sent_ = true;
-      } else {
-        choice["text"] = text;
-      }
-      text_bytes_ += text.size();
-      chunk["choices"] = json::array({choice});
-      if (include_usage_) chunk["usage"] = nullptr;
-      write_event(chunk);
-    }
-    for (const service::tool_call& call : calls) {
-      json chunk = head(true);
-      json delta = {{"tool_calls", json::array({tool_call_json(call, tool_index_++)})}};
-      if (!role_sent_) delta["role"] = "assistant";
-      role_sent_ = true;
-      chunk["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}, {"logprobs", nullptr}}});
-      if (include_usage_) chunk["usage"] = nullptr;
-      write_event(chunk);
-    }
-  }
-
-  void send_whole(const usage_figures& usage, const std::string& reason) {
-    json body = head(false);
-    json choice = {{"index", 0}, {"finish_reason", reason}, {"logprobs", nullptr}};
-    if (logprobs_) choice["logprobs"] = logprobs_json(kind_, tok_, all_logprobs_, 0);
-    if (kind_ == endpoint::chat) {
-      json message = {{"role", "assistant"}, {"content", text_.empty() && !calls_.empty() ? json(nullptr) : json(text_)}};
-      if (!calls_.empty()) {
-        message["tool_calls"] = json::array();
-        for (const service::tool_call& c : calls_) message["tool_calls"].push_back(tool_call_json(c));
-      }
-      choice["message"] = message;
-    } else {
-      choice["text"] = text_;
-    }
-    body["choices"] = json::array({choice});
-    body["usage"] = usage_json(usage);
-    send_json(reply_, 200, body);
-  }
-
-  void write_event(const json& event) {
-    if (gone_) return;
-    if (!started_) {
-      started_ = true;
-      if (!reply_.begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}})) {
-        gone_ = true;
-        return;
-      }
-    }
-    if (!reply_.write("data: " + dump(event) + "\n\n")) gone_ = true;
-  }
-
-  void finish_stream() {
-    if (!started_) write_event(json::object());  // unreachable in practice: there is always a last chunk
-    if (!gone_) reply_.write("data: [DONE]\n\n");
-    reply_.end();
-  }
-
-  http::responder reply_;
-  endpoint kind_;
-  bool stream_, include_usage_, logprobs_;
-  const engine::tokenizer& tok_;
-  engine::stream_decoder decoder_;
-  stop_scanner stops_;
-  std::optional<service::tool_call_parser> tools_;
-  std::string model_, id_;
-  std::int64_t created_;
-  std::size_t prompt_tokens_;
-  std::string text_;  // not streaming: the whole content
-  std::vector<service::tool_call> calls_;
-  std::vector<engine::token_logprob> pending_logprobs_, all_logprobs_;
-  std::size_t text_bytes_ = 0;  // streamed so far (completions' text_offset)
-  std::size_t tool_index_ = 0;
-  bool called_tools_ = false;
-  bool started_ = false;
-  bool role_sent_ = false;
-  bool gone_ = false;
-};
 
 }  // namespace
 
@@ -333,7 +124,7 @@ void openai_server::generate(endpoint kind, const http::request& request, http::
     ++http_errors_;
     return send_error(reply, *e);
   }
-  auto ex = std::make_shared<exchange>(reply, parsed, *tok_, options_.model_name);
+  auto ex = std::make_shared<reply_stream>(http_sink(reply), parsed, *tok_, options_.model_name, std::random_device{}());
   generation_job job;
   engine::generation_request& g = job.request;
   g.prompt = std::move(parsed.prompt);
