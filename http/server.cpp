@@ -181,17 +181,22 @@ void server::stop() {
       if (auto conn = weak.lock()) open.push_back(std::move(conn));
     }
   }
+  // Closing detaches every exchange, which fires its disconnected() and ends the posts from responders.
+  // The connections first: the pending accept keeps the I/O threads running until every close has run.
+  // Closed the other way round, the threads could run out of work and return before a close posted here
+  // (to a connection the client had already closed), whose handler would then hold the connection forever.
+  for (const auto& conn : open) conn->post_close();
+  open.clear();
   net::post(s.acceptor.get_executor(), [&s] {
     error_code ignored;
     s.acceptor.close(ignored);
     s.accept_retry.cancel();
   });
-  // Closing detaches every exchange, which fires its disconnected() and ends the posts from responders;
-  // the I/O threads then run out of work and return.
-  for (const auto& conn : open) conn->post_close();
-  open.clear();
   for (std::thread& thread : s.threads) thread.join();
   s.threads.clear();
+  // Nothing should be left to run; if something is, run it here rather than let it pin a connection.
+  s.io.restart();
+  s.io.poll();
   // A connection whose last reference was a responder's (dropped on another thread) may still be on its
   // way out; it must be gone before the io_context its socket belongs to.
   std::unique_lock lock(s.host.mutex);

@@ -48,7 +48,8 @@ struct server_options {
   // Reply bytes waiting for a slow reader. A stream write() past this treats the client as gone, so a
   // client that stops reading cannot make the server buffer a whole generation.
   std::size_t max_queued_bytes = 8 * 1024 * 1024;
-  std::size_t max_connections = 256;  // open connections; one more is answered 503 and closed
+  // Open connections. One more is answered 503 and closed; past a quarter more (a flood), closed at once.
+  std::size_t max_connections = 256;
   int threads = 1;                    // I/O threads
 };
 
@@ -77,8 +78,8 @@ struct exchange;
 // Exactly one reply goes out: the first send() or begin_stream() wins and later ones are dropped (and
 // logged). When the last copy is destroyed without a reply, the client gets 500; a stream left without
 // end() is cut off (the connection closes without the last chunk, so the client sees it was incomplete).
-// Headers that frame the message (Content-Length, Transfer-Encoding, Connection) are the server's: the
-// ones passed in extra headers are dropped, as are names or values that would break the header.
+// Headers that frame the message (Content-Length, Transfer-Encoding, Connection) and Date are the
+// server's: the ones passed in extra headers are dropped, as are names or values that would break the header.
 // HEAD requests: the server keeps the headers (Content-Length included) and drops the body.
 class responder {
  public:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <string_view>
 
 #include <boost/beast/http/status.hpp>
@@ -23,10 +24,23 @@ bool valid_name(std::string_view name) { return !name.empty() && std::all_of(nam
 // A CR or LF in a value would let it start a header of its own (or end the header early).
 bool valid_value(std::string_view value) { return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; }
 
-bool frames_the_message(std::string_view name) {
+bool set_by_the_server(std::string_view name) {
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  return lower == "content-length" || lower == "transfer-encoding" || lower == "connection";
+  return lower == "content-length" || lower == "transfer-encoding" || lower == "connection" || lower == "date";
+}
+
+// IMF-fixdate (RFC 9110, section 5.6.7): "Sun, 06 Nov 1994 08:49:37 GMT". Names written out rather than
+// taken from strftime, which would follow the process's locale.
+std::string http_date() {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} GMT", days[utc.tm_wday], utc.tm_mday, months[utc.tm_mon],
+                     utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
 }
 
 }  // namespace
@@ -36,10 +50,10 @@ bool status_has_body(int status) { return status >= 200 && status != 204 && stat
 std::string response_head(int status, std::string_view content_type, const header_list& extra, framing how,
                           std::size_t content_length, bool keep_alive, int request_version) {
   std::string reason(boost::beast::http::obsolete_reason(static_cast<boost::beast::http::status>(status)));
-  std::string head = fmt::format("HTTP/1.1 {} {}\r\n", status, reason);
+  std::string head = fmt::format("HTTP/1.1 {} {}\r\nDate: {}\r\n", status, reason, http_date());
   if (!content_type.empty() && valid_value(content_type)) head += fmt::format("Content-Type: {}\r\n", content_type);
   for (const auto& [name, value] : extra) {
-    if (!valid_name(name) || !valid_value(value) || frames_the_message(name)) {
+    if (!valid_name(name) || !valid_value(value) || set_by_the_server(name)) {
       spdlog::warn("http: reply header {:?} dropped (invalid, or one the server sets itself)", name);
       continue;
     }

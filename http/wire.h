@@ -21,7 +21,7 @@ enum class framing {
 // Statuses whose replies never carry a body (RFC 9110, section 6.4.1).
 bool status_has_body(int status);
 
-// The status line and header, up to and including the blank line. `content_type` empty: none sent.
+// The status line and header (with a Date), up to and including the blank line. `content_type` empty: none sent.
 // Extra headers with invalid names or values, or that frame the message, are dropped with a warning.
 // `request_version` is 10 or 11: an HTTP/1.0 client is told explicitly when the connection stays open.
 std::string response_head(int status, std::string_view content_type, const header_list& extra, framing how,
