@@ -240,10 +240,10 @@ class sequence_decoder {
   // The sampler's choice from `row`; with logprobs asked for, the row's distribution is recorded first
   // (the sampler changes the row in place), for take() to report if the token is taken.
   std::int32_t pick(float* row) {
-    if (request_.top_logprobs < 0) return pick_.sample(row, history_);
+    if (request_.top_logprobs < 0) return pick_.sample(row, history_, request_.prompt.size());
     const std::size_t vocab = static_cast<std::size_t>(vocab_);
     raw_.assign(row, row + vocab);
-    const std::int32_t id = pick_.sample(row, history_);
+    const std::int32_t id = pick_.sample(row, history_, request_.prompt.size());
     const float top = *std::max_element(raw_.begin(), raw_.end());
     double sum = 0;
     for (const float l : raw_) sum += std::exp(static_cast<double>(l - top));

@@ -1,4 +1,4 @@
-// Sampling pipeline: repetition penalty → temperature → top-k → softmax → top-p → min-p → draw.
+// Sampling pipeline: presence and frequency penalties → repetition penalty → temperature → top-k → softmax → top-p → min-p → draw.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -18,6 +18,12 @@ result<void> sampling_params::validate() const {
   if (!(repetition_penalty > 0.0f)) {
     return fail(errc::invalid_argument, "repetition_penalty must be > 0 (got {})", repetition_penalty);
   }
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) {
+    return fail(errc::invalid_argument, "presence_penalty must be in [-2, 2] (got {})", presence_penalty);
+  }
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) {
+    return fail(errc::invalid_argument, "frequency_penalty must be in [-2, 2] (got {})", frequency_penalty);
+  }
   return ok();
 }
 
@@ -35,9 +41,23 @@ sampler::sampler(const sampling_params& params, std::int64_t vocab_size)
       rng_(params.seed),
       candidates_(static_cast<std::size_t>(vocab_size)),
       probs_(static_cast<std::size_t>(vocab_size)),
-      seen_(static_cast<std::size_t>(vocab_size), 0) {}
+      seen_(static_cast<std::size_t>(vocab_size), 0) {
+  if (params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f) counts_.assign(static_cast<std::size_t>(vocab_size), 0);
+}
 
-std::int32_t sampler::sample(float* logits, std::span<const std::int32_t> history) {
+std::int32_t sampler::sample(float* logits, std::span<const std::int32_t> history, std::size_t output_from) {
+  if (!counts_.empty()) {
+    const std::span<const std::int32_t> output = history.subspan(std::min(output_from, history.size()));
+    for (const std::int32_t id : output) {
+      if (id >= 0 && id < vocab_) ++counts_[static_cast<std::size_t>(id)];
+    }
+    for (const std::int32_t id : output) {
+      if (id < 0 || id >= vocab_ || counts_[static_cast<std::size_t>(id)] == 0) continue;
+      const auto n = static_cast<float>(counts_[static_cast<std::size_t>(id)]);
+      logits[id] -= params_.presence_penalty + params_.frequency_penalty * n;
+      counts_[static_cast<std::size_t>(id)] = 0;
+    }
+  }
   if (params_.repetition_penalty != 1.0f) {
     for (std::int32_t id : history) {
       if (id < 0 || id >= vocab_ || seen_[static_cast<std::size_t>(id)]) continue;

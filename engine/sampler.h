@@ -19,6 +19,10 @@ struct sampling_params {
   float top_p = 0.8f;               // 1: off
   float min_p = 0.0f;               // 0: off; keep tokens with p ≥ min_p · p_max
   float repetition_penalty = 1.0f;  // 1: off; HF convention: positive logits ÷ p, negative × p
+  // OpenAI's: subtracted from the logit of each token the output already holds, once (presence) and per
+  // occurrence (frequency); the prompt does not count. In [-2, 2]; 0: off.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
   std::uint64_t seed = 0;
 
   // Checks ranges; the error names the parameter.
@@ -30,8 +34,9 @@ class sampler {
   sampler(const sampling_params& params, std::int64_t vocab_size);
 
   // Picks the next token from logits[vocab]; `history` (prompt + output so far) feeds the repetition
-  // penalty. `logits` is modified (penalty, temperature).
-  std::int32_t sample(float* logits, std::span<const std::int32_t> history);
+  // penalty, and its output part (from `output_from` on) the presence and frequency penalties. `logits` is
+  // modified (penalties, temperature).
+  std::int32_t sample(float* logits, std::span<const std::int32_t> history, std::size_t output_from = 0);
 
  private:
   sampling_params params_;
@@ -40,6 +45,7 @@ class sampler {
   std::vector<std::int32_t> candidates_;
   std::vector<float> probs_;
   std::vector<std::uint8_t> seen_;
+  std::vector<std::uint32_t> counts_;
 };
 
 std::int32_t argmax(const float* logits, std::int64_t n);

@@ -65,10 +65,6 @@ std::optional<api_error> read_sampling(const json& body, api_request& out) {
   QCODER_API_CHECK(get_number(body, "repetition_penalty", 0.01, 10.0, repetition));
   QCODER_API_CHECK(get_number(body, "presence_penalty", -2.0, 2.0, presence));
   QCODER_API_CHECK(get_number(body, "frequency_penalty", -2.0, 2.0, frequency));
-  if (presence != 0.0 || frequency != 0.0) {
-    return bad(presence != 0.0 ? "presence_penalty" : "frequency_penalty",
-               "presence_penalty and frequency_penalty are not supported; use repetition_penalty");
-  }
   std::optional<std::int64_t> top_k, seed;
   QCODER_API_CHECK(get_integer(body, "top_k", -1, 1 << 20, top_k));
   QCODER_API_CHECK(get_integer(body, "seed", INT64_MIN, INT64_MAX, seed));
@@ -80,6 +76,8 @@ std::optional<api_error> read_sampling(const json& body, api_request& out) {
   s.top_k = top_k && *top_k > 0 ? static_cast<std::int32_t>(*top_k) : 0;
   s.min_p = static_cast<float>(min_p);
   s.repetition_penalty = static_cast<float>(repetition);
+  s.presence_penalty = static_cast<float>(presence);
+  s.frequency_penalty = static_cast<float>(frequency);
   s.seed = seed ? static_cast<std::uint64_t>(*seed) : std::random_device{}() * 0x9E3779B97F4A7C15ull;
   return std::nullopt;
 }

@@ -75,6 +75,24 @@ TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
   EXPECT_FLOAT_EQ(logits[2], -2.0f);  // negative logits are multiplied, once per distinct token
 }
 
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountTheOutputOnly) {
+  sampling_params p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  sampler s(p, 4);
+  std::vector<float> logits = {3.0f, 2.5f, 1.0f, 0.0f};
+  // Prompt {0, 0, 1}, output {0, 0, 0, 3}: token 0 three times in the output, token 1 only in the prompt.
+  const std::vector<std::int32_t> history = {0, 0, 1, 0, 0, 0, 3};
+  EXPECT_EQ(s.sample(logits.data(), history, 3), 1);  // 3 - 0.5 - 3·0.25 = 1.75 < 2.5
+  EXPECT_FLOAT_EQ(logits[0], 1.75f);
+  EXPECT_FLOAT_EQ(logits[1], 2.5f);
+  EXPECT_FLOAT_EQ(logits[3], -0.75f);
+  // The counts start from zero at every call.
+  std::vector<float> again = {3.0f, 2.5f, 1.0f, 0.0f};
+  s.sample(again.data(), history, 3);
+  EXPECT_FLOAT_EQ(again[0], 1.75f);
+}
+
 TEST(Sampler, ValidateNamesTheBadParameter) {
   sampling_params p;
   p.greedy = false;
@@ -88,6 +106,9 @@ TEST(Sampler, ValidateNamesTheBadParameter) {
   p.min_p = -0.1f;
   EXPECT_NE(p.validate().err().message.find("min_p"), std::string::npos);
   p.min_p = 0.0f;
+  p.frequency_penalty = 2.5f;
+  EXPECT_NE(p.validate().err().message.find("frequency_penalty"), std::string::npos);
+  p.frequency_penalty = 0.0f;
   EXPECT_TRUE(p.validate());
 }
 

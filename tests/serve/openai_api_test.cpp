@@ -87,7 +87,7 @@ TEST(OpenAiApi, EachBadFieldIsAClearErrorWithItsStatus) {
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stop", ""}}).param, "stop");
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stream_options", {{"include_usage", true}}}}).param,
             "stream_options");
-  EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"presence_penalty", 0.5}}).param, "presence_penalty");
+  EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"presence_penalty", 2.5}}).param, "presence_penalty");
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"echo", true}}).param, "echo");
   EXPECT_EQ(error(endpoint::chat, {{"model", "tiny"}, {"messages", "hi"}}).param, "messages");
   EXPECT_EQ(error(endpoint::chat, {{"model", "tiny"}, {"messages", json::array()}}).param, "messages");
