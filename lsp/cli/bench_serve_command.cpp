@@ -62,24 +62,37 @@ struct stream_result {
   std::vector<double> gaps;          // seconds between text events
 };
 
+// A connection of its own to the server, with `method path` sent on it (JSON body when not empty).
+class exchange {
+ public:
+  exchange(const target& t, bhttp::verb method, const std::string& path, const std::string& body, const std::string& api_key)
+      : stream_(io_) {
+    asio::ip::tcp::resolver resolver(io_);
+    stream_.expires_after(std::chrono::seconds(300));
+    stream_.connect(resolver.resolve(t.host, t.port));
+    bhttp::request<bhttp::string_body> req(method, t.base + path, 11);
+    req.set(bhttp::field::host, t.host);
+    if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
+    if (!api_key.empty()) req.set(bhttp::field::authorization, "Bearer " + api_key);
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(stream_, req);
+  }
+  beast::tcp_stream& stream() { return stream_; }
+
+ private:
+  asio::io_context io_;
+  beast::tcp_stream stream_;
+};
+
 // One streamed completion over its own connection; text events are timed as they arrive.
 stream_result stream_completion(const target& t, const std::string& body, const std::string& api_key) {
   stream_result out;
   try {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(300));
-    stream.connect(resolver.resolve(t.host, t.port));
-    bhttp::request<bhttp::string_body> req(bhttp::verb::post, t.base + "/completions", 11);
-    req.set(bhttp::field::host, t.host);
-    req.set(bhttp::field::content_type, "application/json");
-    if (!api_key.empty()) req.set(bhttp::field::authorization, "Bearer " + api_key);
-    req.body() = body;
-    req.prepare_payload();
     const auto start = clock_type::now();
     auto last = start;
-    bhttp::write(stream, req);
+    exchange call(t, bhttp::verb::post, "/completions", body, api_key);
+    beast::tcp_stream& stream = call.stream();
     beast::flat_buffer buffer;
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
@@ -133,21 +146,10 @@ stream_result stream_completion(const target& t, const std::string& body, const 
 // The same request, not streamed: the reference text.
 result<std::string> whole_completion(const target& t, const std::string& body, const std::string& api_key) {
   try {
-    asio::io_context io;
-    asio::ip::tcp::resolver resolver(io);
-    beast::tcp_stream stream(io);
-    stream.expires_after(std::chrono::seconds(300));
-    stream.connect(resolver.resolve(t.host, t.port));
-    bhttp::request<bhttp::string_body> req(bhttp::verb::post, t.base + "/completions", 11);
-    req.set(bhttp::field::host, t.host);
-    req.set(bhttp::field::content_type, "application/json");
-    if (!api_key.empty()) req.set(bhttp::field::authorization, "Bearer " + api_key);
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(stream, req);
+    exchange call(t, bhttp::verb::post, "/completions", body, api_key);
     beast::flat_buffer buffer;
     bhttp::response<bhttp::string_body> res;
-    bhttp::read(stream, buffer, res);
+    bhttp::read(call.stream(), buffer, res);
     if (res.result_int() != 200) return fail(errc::io_error, "HTTP {}: {}", res.result_int(), res.body().substr(0, 200));
     const json reply = json::parse(res.body(), nullptr, false);
     if (reply.is_discarded() || !reply.contains("choices")) return fail(errc::parse_error, "not a completion: {}", res.body().substr(0, 200));
@@ -196,18 +198,10 @@ int run_bench_serve(args_view args) {
   if (model_name.empty()) {
     // Ask the server which model it serves.
     try {
-      asio::io_context io;
-      asio::ip::tcp::resolver resolver(io);
-      beast::tcp_stream stream(io);
-      stream.expires_after(std::chrono::seconds(30));
-      stream.connect(resolver.resolve(t->host, t->port));
-      bhttp::request<bhttp::empty_body> req(bhttp::verb::get, t->base + "/models", 11);
-      req.set(bhttp::field::host, t->host);
-      if (!api_key.empty()) req.set(bhttp::field::authorization, "Bearer " + api_key);
-      bhttp::write(stream, req);
+      exchange call(*t, bhttp::verb::get, "/models", "", api_key);
       beast::flat_buffer buffer;
       bhttp::response<bhttp::string_body> res;
-      bhttp::read(stream, buffer, res);
+      bhttp::read(call.stream(), buffer, res);
       const json models = json::parse(res.body(), nullptr, false);
       if (models.is_discarded() || !models.contains("data") || models["data"].empty()) {
         return report_failure(fail(errc::io_error, "{}/models: no model listed (HTTP {})", url, res.result_int()));

@@ -2,14 +2,13 @@
 // requests, with right, wrong and partly right drafts, joining at different steps, one passes bigger
 // than a forward pass takes, stop rules, and one sequence cancelled while the others go on.
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "engine/generate.h"
 #include "engine/model/qwen3_next.h"
+#include "tests/support/tiny_model.h"
 
 namespace qcoder::engine {
 namespace {
@@ -17,12 +16,7 @@ namespace fs = std::filesystem;
 
 const fs::path data_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next";
 
-std::vector<std::vector<std::int32_t>> prompts() {
-  std::ifstream in(data_dir / "golden" / "prompts.json");
-  std::vector<std::vector<std::int32_t>> out;
-  for (const auto& p : nlohmann::json::parse(in)) out.push_back(p.get<std::vector<std::int32_t>>());
-  return out;
-}
+std::vector<std::vector<std::int32_t>> prompts() { return testing_support::golden_prompts(); }
 
 std::unique_ptr<qwen3_next> load(const std::string& variant, std::int64_t max_batch) {
   model_options options;

@@ -3,13 +3,12 @@
 // exactly as plain decoding does, on the tiny checkpoints.
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "engine/generate.h"
 #include "engine/model/qwen3_next.h"
+#include "tests/support/tiny_model.h"
 
 namespace qcoder::engine {
 namespace {
@@ -17,12 +16,7 @@ namespace fs = std::filesystem;
 
 const fs::path data_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next";
 
-std::vector<std::vector<std::int32_t>> prompts() {
-  std::ifstream in(data_dir / "golden" / "prompts.json");
-  std::vector<std::vector<std::int32_t>> out;
-  for (const auto& p : nlohmann::json::parse(in)) out.push_back(p.get<std::vector<std::int32_t>>());
-  return out;
-}
+std::vector<std::vector<std::int32_t>> prompts() { return testing_support::golden_prompts(); }
 
 struct run_result {
   generation_result out;

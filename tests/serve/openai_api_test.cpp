@@ -2,23 +2,16 @@
 // prompt forms, FIM with a suffix, the context limit, and the stop-string scanner that holds back text.
 #include "serve/openai_api.h"
 
-#include <filesystem>
 
 #include <gtest/gtest.h>
+
+#include "tests/support/tiny_model.h"
 
 namespace qcoder::serve {
 namespace {
 using json = nlohmann::ordered_json;
 
-const engine::tokenizer& tiny_tokenizer() {
-  static const engine::tokenizer tok = [] {
-    result<engine::tokenizer> t =
-        engine::tokenizer::load_model_dir(std::filesystem::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "bf16");
-    EXPECT_TRUE(t) << t.err().message;
-    return std::move(t).value();
-  }();
-  return tok;
-}
+using testing_support::tiny_tokenizer;
 
 api_context context() { return {&tiny_tokenizer(), "tiny", 512, 100}; }
 

@@ -4,12 +4,12 @@
 #include "serve/scheduler.h"
 
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+
+#include "tests/support/tiny_model.h"
 
 namespace qcoder::serve {
 namespace {
@@ -27,12 +27,7 @@ result<service::loaded_engine> load_tiny() {
   return e;
 }
 
-std::vector<std::vector<std::int32_t>> prompts() {
-  std::ifstream in(fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "golden" / "prompts.json");
-  std::vector<std::vector<std::int32_t>> out;
-  for (const auto& p : nlohmann::json::parse(in)) out.push_back(p.get<std::vector<std::int32_t>>());
-  return out;
-}
+std::vector<std::vector<std::int32_t>> prompts() { return testing_support::golden_prompts(); }
 
 engine::generation_request request(const std::vector<std::int32_t>& prompt, int i) {
   engine::generation_request r;
