@@ -194,10 +194,11 @@ expert_store::~expert_store() {
   }
   queued_.notify_all();
   for (std::thread& t : loaders_) t.join();
-  for (const open_file& f : files_) {
-    ::close(f.fd);
-    if (f.direct_fd >= 0) ::close(f.direct_fd);
-  }
+}
+
+expert_store::file_handle::~file_handle() {
+  if (fd >= 0) ::close(fd);
+  if (direct_fd >= 0) ::close(direct_fd);
 }
 
 std::int32_t expert_store::slots(std::int64_t layer) const {
@@ -429,29 +430,28 @@ result<expert_store::part_read> expert_store::read_part(const std::filesystem::p
   // Two attempts: the second reopens the file, so a shard that was replaced (or came back) is read afresh.
   std::string last_error;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = -1, direct_fd = -1;
+    std::shared_ptr<file_handle> handle;
     {
       std::lock_guard lock(files_mutex_);
       auto it = std::find_if(files_.begin(), files_.end(), [&](const open_file& f) { return f.path == file; });
       if (it != files_.end() && attempt > 0) {
-        ::close(it->fd);
-        if (it->direct_fd >= 0) ::close(it->direct_fd);
-        files_.erase(it);
+        files_.erase(it);  // its descriptors close once no reader holds them
         it = files_.end();
       }
       if (it == files_.end()) {
-        open_file f{file, ::open(file.c_str(), O_RDONLY | O_CLOEXEC), -1};
-        if (f.fd < 0) {
+        const int buffered = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (buffered < 0) {
           last_error = fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno));
           continue;
         }
         // A file system that refuses O_DIRECT (EINVAL) is read through the page cache instead.
-        if (options_.direct_io) f.direct_fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-        it = files_.insert(files_.end(), std::move(f));
+        const int direct = options_.direct_io ? ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
+        it = files_.insert(files_.end(), open_file{file, std::make_shared<file_handle>(buffered, direct)});
       }
-      fd = it->fd;
-      direct_fd = it->direct_fd;
+      handle = it->handle;
     }
+    const int fd = handle->fd;
+    const int direct_fd = handle->direct_refused ? -1 : handle->direct_fd;
     if (direct_fd >= 0) {
       // Whole blocks from the one that holds the first byte, into the room (block-aligned, with the slack).
       const std::uint64_t start = offset / direct_alignment * direct_alignment;
@@ -467,12 +467,8 @@ result<expert_store::part_read> expert_store::read_part(const std::filesystem::p
       }
       if (done >= head + size) return part_read{room + head, done};  // the file may end inside the last block
       if (errno == EINVAL) {
-        spdlog::warn("expert cache: {}: direct reads refused, reading through the page cache", file.string());
-        std::lock_guard lock(files_mutex_);
-        auto it = std::find_if(files_.begin(), files_.end(), [&](const open_file& f) { return f.path == file; });
-        if (it != files_.end() && it->direct_fd >= 0) {
-          ::close(it->direct_fd);
-          it->direct_fd = -1;
+        if (!handle->direct_refused.exchange(true)) {
+          spdlog::warn("expert cache: {}: direct reads refused, reading through the page cache", file.string());
         }
       } else {
         last_error = fmt::format("{}: read {} of {} bytes at offset {} (file truncated or unreadable: {})", file.string(),

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -168,11 +169,21 @@ class expert_store {
   std::deque<load_job> queue_;
   bool stop_ = false;
   std::vector<std::thread> loaders_;
-  // Open file descriptors by path (buffered, and O_DIRECT or -1), reopened after a read error.
-  struct open_file {
-    std::filesystem::path path;
+  // Open file descriptors by path (buffered, and O_DIRECT or -1), reopened after a read error. A reader
+  // holds the handle while it reads, so a loader that reopens the file (or gives up on O_DIRECT) never
+  // closes a descriptor another loader is reading from: the old one closes with its last reader.
+  struct file_handle {
     int fd = -1;
     int direct_fd = -1;
+    std::atomic<bool> direct_refused{false};  // the file system refused a direct read: use fd
+    file_handle(int buffered, int direct) : fd(buffered), direct_fd(direct) {}
+    ~file_handle();
+    file_handle(const file_handle&) = delete;
+    file_handle& operator=(const file_handle&) = delete;
+  };
+  struct open_file {
+    std::filesystem::path path;
+    std::shared_ptr<file_handle> handle;
   };
   std::mutex files_mutex_;
   std::vector<open_file> files_;
