@@ -16,8 +16,8 @@
 // in the background; everything shared is guarded by one mutex.
 #pragma once
 
-#include <condition_variable>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
