@@ -384,16 +384,26 @@ struct generation_batch::sequence {
   std::unique_ptr<sequence_state> state;
   sequence_decoder decoder;  // refers to request and *state
   std::chrono::steady_clock::time_point decode_start;
-  bool in_pass = false;  // has tokens in this step's pass
+  std::optional<prefill_run> filling;  // the prompt, while it is being computed chunk by chunk
+  double prefill_seconds = 0;          // compute time of its chunks
+  bool in_pass = false;                // has tokens in this step's pass
 };
 
-generation_batch::generation_batch(qwen3_next& model) : model_(model) {}
+generation_batch::generation_batch(qwen3_next& model, std::int64_t prefill_chunk)
+    : model_(model), prefill_chunk_(std::max<std::int64_t>(0, prefill_chunk)) {}
 generation_batch::~generation_batch() = default;
 
 std::size_t generation_batch::size() const { return running_.size(); }
 
 result<std::size_t> generation_batch::add(generation_request request) {
   QCODER_CHECK(check_request(request));
+  // Checked here, not when a chunk runs: a bad id must fail its request, not the batch.
+  for (std::size_t i = 0; i < request.prompt.size(); ++i) {
+    if (request.prompt[i] < 0 || request.prompt[i] >= model_.config().vocab_size) {
+      return fail(errc::invalid_argument, "token id {} at position {} is outside the vocabulary (0..{})", request.prompt[i],
+                  i, model_.config().vocab_size - 1);
+    }
+  }
   const std::int64_t needed =
       static_cast<std::int64_t>(request.prompt.size()) + std::max<std::int64_t>(0, request.max_tokens) + 1;
   // A spare state that is long enough, else a new one (states of finished sequences are kept for reuse).
@@ -411,6 +421,23 @@ result<std::size_t> generation_batch::add(generation_request request) {
   auto seq = std::make_unique<sequence>(ticket, std::move(request), std::move(state), model_.config().vocab_size);
   const generation_request& req = seq->request;
   const auto t0 = std::chrono::steady_clock::now();
+  if (prefill_chunk_ > 0) {
+    result<prefill_run> run = prefill_run::begin(model_, req.cache, req.prompt, *seq->state, seq->decoder.logits(), req.plan);
+    if (!run) {
+      spare_states_.push_back(std::move(seq->state));
+      return run.take_error();
+    }
+    seq->filling.emplace(std::move(*run));
+    seq->prefill_seconds = seconds_since(t0);
+    if (seq->filling->done()) {
+      seq->decoder.result().prompt_tokens_restored = seq->filling->report().restored;
+      seq->decoder.result().prefill_seconds = seq->prefill_seconds;
+      seq->filling.reset();
+      seq->decode_start = std::chrono::steady_clock::now();
+    }
+    running_.push_back(std::move(seq));
+    return ticket;
+  }
   result<prefill_report> filled = prefill(model_, req.cache, req.prompt, *seq->state, seq->decoder.logits(), req.plan, req.stop);
   if (!filled && filled.err().code != errc::cancelled) {
     spare_states_.push_back(std::move(seq->state));
@@ -427,12 +454,52 @@ result<std::size_t> generation_batch::add(generation_request request) {
   return ticket;
 }
 
+result<void> generation_batch::prefill_step() {
+  last_prefill_seconds_ = 0;
+  // The prompt with the least left to compute goes first: a short one behind a long one starts decoding
+  // at once, and the long one still gets a chunk every step it is the shortest.
+  sequence* next = nullptr;
+  for (auto& seq : running_) {
+    if (seq->filling && (next == nullptr || seq->filling->remaining() < next->filling->remaining())) next = seq.get();
+  }
+  if (next == nullptr) return ok();
+  sequence& seq = *next;
+  if (seq.request.stop.stop_requested()) {
+    seq.filling.reset();
+    seq.decoder.cancel();
+    seq.state->reset();  // half a prompt is no prefix to cache
+    return ok();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  result<void> ran = seq.filling->advance(prefill_chunk_, seq.request.stop);
+  last_prefill_seconds_ = seconds_since(t0);
+  seq.prefill_seconds += last_prefill_seconds_;
+  if (!ran) {
+    seq.filling.reset();
+    if (ran.err().code != errc::cancelled) return ran;
+    seq.decoder.cancel();
+    return ok();
+  }
+  if (seq.filling->done()) {
+    seq.decoder.result().prompt_tokens_restored = seq.filling->report().restored;
+    seq.decoder.result().prefill_seconds = seq.prefill_seconds;
+    seq.filling.reset();
+    seq.decode_start = std::chrono::steady_clock::now();
+  }
+  return ok();
+}
+
 result<std::vector<generation_batch::finished>> generation_batch::step() {
   const auto vocab = static_cast<std::size_t>(model_.config().vocab_size);
   const auto rows_of = [](const sequence_decoder& d) {
     return d.pass_mode() == logits_mode::all ? d.pass_tokens().size() : std::size_t{1};
   };
-  for (auto& seq : running_) seq->in_pass = seq->decoder.next_pass();
+  if (result<void> filled = prefill_step(); !filled) {
+    for (auto& seq : running_) spare_states_.push_back(std::move(seq->state));
+    running_.clear();
+    return filled.err();
+  }
+  for (auto& seq : running_) seq->in_pass = !seq->filling && seq->decoder.next_pass();
 
   // The passes, in groups that fit one forward pass (a pass bigger than that runs alone, chunked).
   for (std::size_t first = 0; first < running_.size();) {
@@ -473,7 +540,7 @@ result<std::vector<generation_batch::finished>> generation_batch::step() {
   std::vector<finished> done;
   for (auto it = running_.begin(); it != running_.end();) {
     sequence& seq = **it;
-    if (seq.decoder.next_pass()) {
+    if (seq.filling || seq.decoder.next_pass()) {
       ++it;
       continue;
     }

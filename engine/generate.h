@@ -106,7 +106,9 @@ result<generation_result> generate(qwen3_next& model, sequence_state& state, con
 // read serves all of them: decode reads the attention, DeltaNet, shared-expert and head weights once per
 // step instead of once per sequence. A sequence's output is exactly what generate() gives it alone (the
 // forward pass is batch invariant). A sequence joins after its prompt is prefilled alone (through the
-// cache, like generate()) and leaves the step it finishes; the batch owns and reuses the states.
+// cache, like generate()) and leaves the step it finishes; the batch owns and reuses the states. With a
+// prefill chunk, a prompt is computed that many tokens per step, between the decode passes, so a long
+// prompt does not stall the sequences already decoding (each step then does one chunk of one prompt).
 // Thread-safety: the thread that owns the model.
 class generation_batch {
  public:
@@ -115,25 +117,33 @@ class generation_batch {
     generation_result result;
   };
 
-  explicit generation_batch(qwen3_next& model);
+  // `prefill_chunk`: prompt tokens computed per step (0: a whole prompt at add()).
+  explicit generation_batch(qwen3_next& model, std::int64_t prefill_chunk = 0);
   ~generation_batch();
   generation_batch(const generation_batch&) = delete;
   generation_batch& operator=(const generation_batch&) = delete;
 
-  // Prefills the request's prompt and adds it; its result comes from a later step(), under the returned
-  // ticket (one that is cancelled or done at once comes from the next step()). Errors: an invalid request,
-  // a failed prefill (nothing is added).
+  // Adds the request (prefilling its prompt now, or chunk by chunk in the steps to come); its result comes
+  // from a later step(), under the returned ticket (one that is cancelled or done at once comes from the
+  // next step()). Errors: an invalid request (a token id out of the vocabulary included), a failed
+  // prefill (nothing is added).
   result<std::size_t> add(generation_request request);
   // Sequences not yet returned by step().
   std::size_t size() const;
-  // One forward pass over every running sequence (split when they have more tokens than one pass takes);
-  // returns those that finished. Each request's stop token is checked before its tokens join the pass.
-  // An error (an expert that could not be read) ends every sequence of the batch.
+  // One forward pass over every running sequence (split when they have more tokens than one pass takes),
+  // and one prefill chunk; returns those that finished. Each request's stop token is checked before its
+  // tokens join the pass. An error (an expert that could not be read) ends every sequence of the batch.
   result<std::vector<finished>> step();
+  // Seconds the last step spent on its prefill chunk (the rest was decoding).
+  double last_prefill_seconds() const { return last_prefill_seconds_; }
 
  private:
   struct sequence;
+  // Runs the next chunk of the prompt with the least left to compute.
+  result<void> prefill_step();
   qwen3_next& model_;
+  std::int64_t prefill_chunk_ = 0;
+  double last_prefill_seconds_ = 0;
   std::vector<std::unique_ptr<sequence>> running_;
   std::vector<std::unique_ptr<sequence_state>> spare_states_;
   std::vector<sequence_step> steps_;

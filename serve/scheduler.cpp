@@ -76,7 +76,7 @@ scheduler_stats scheduler::stats() const {
 
 void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& model, engine::prefix_cache* cache) {
   using clock = std::chrono::steady_clock;
-  if (!s->batch) s->batch = std::make_unique<engine::generation_batch>(model);
+  if (!s->batch) s->batch = std::make_unique<engine::generation_batch>(model, s->options.prefill_chunk);
   engine::generation_batch& batch = *s->batch;
   std::map<std::size_t, std::function<void(result<engine::generation_result>)>> running;  // by ticket
   const auto account = [&](const engine::generation_result& r, std::size_t prompt_tokens) {
@@ -138,7 +138,9 @@ void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& mode
     result<std::vector<engine::generation_batch::finished>> done = batch.step();
     {
       std::lock_guard lock(s->mutex);
-      s->stats.decode_seconds += std::chrono::duration<double>(clock::now() - step_start).count();
+      const double seconds = std::chrono::duration<double>(clock::now() - step_start).count();
+      s->stats.prefill_seconds += batch.last_prefill_seconds();
+      s->stats.decode_seconds += std::max(0.0, seconds - batch.last_prefill_seconds());
       ++s->stats.steps;
     }
     if (!done) {

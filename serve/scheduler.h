@@ -3,8 +3,9 @@
 // submit() queues a generation (or refuses it when the queue is full: the caller answers 503). While there
 // is work, one long job runs on the inference worker: it moves queued generations into an
 // engine::generation_batch (each prompt prefilled through the shared prefix cache, so a prompt that
-// repeats another's prefix computes only the rest), steps the batch, and hands each finished generation
-// back; when the queue and the batch are both empty it ends, and the next submit() starts it again.
+// repeats another's prefix computes only the rest, and a chunk of it per step, so that the running
+// streams keep going), steps the batch, and hands each finished generation back; when the queue and the
+// batch are both empty it ends, and the next submit() starts it again.
 // A generation's stop token is its client's: a client that goes away ends its sequence at the next token.
 //
 // Thread-safety: submit() and stats() from any thread; the callbacks of a generation_job run on the
@@ -26,6 +27,9 @@ namespace qcoder::serve {
 struct scheduler_options {
   std::size_t max_queue = 64;    // generations waiting for a place; more are refused
   std::size_t max_running = 8;   // generations decoded together
+  // Prompt tokens computed per step, between decode passes, so that a long prompt does not stall the
+  // streams already running (0: each prompt whole, when it is admitted).
+  std::int64_t prefill_chunk = 128;
 };
 
 struct generation_job {

@@ -46,6 +46,7 @@ int run_serve(args_view args) {
   int context = 32768;
   int parallel = 4;
   int queue = 64;
+  int prefill_chunk = 128;
   std::string max_body = "8MiB";
   arg_parser parser("serve [--host ADDR] [--port N] [--api-key-env VAR] [model and cache flags]",
                     "Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions,\n"
@@ -59,6 +60,10 @@ int run_serve(args_view args) {
       .option("ctx-size", "N", "most tokens per request, prompt and completion together (default 32768)", &context)
       .option("parallel", "N", "requests decoded together (default 4)", &parallel)
       .option("queue", "N", "requests waiting beyond those; more get 503 (default 64)", &queue)
+      .option("prefill-chunk", "N",
+              "prompt tokens computed per decode step, so long prompts do not stall running streams (default 128; "
+              "0: whole prompts)",
+              &prefill_chunk)
       .option("max-body", "SIZE", "largest request body (default 8MiB)", &max_body);
   model.add_to(parser);
   cache.add_to(parser);
@@ -68,6 +73,7 @@ int run_serve(args_view args) {
   if (context < 16) return report_failure(fail(errc::invalid_argument, "--ctx-size must be ≥ 16"));
   if (parallel < 1 || parallel > 64) return report_failure(fail(errc::invalid_argument, "--parallel: expected 1..64"));
   if (queue < 0) return report_failure(fail(errc::invalid_argument, "--queue must be ≥ 0"));
+  if (prefill_chunk < 0) return report_failure(fail(errc::invalid_argument, "--prefill-chunk must be ≥ 0"));
   result<std::uint64_t> body_limit = parse_size(max_body);
   if (!body_limit || *body_limit < 1024) return report_failure(fail(errc::invalid_argument, "--max-body: expected a size ≥ 1KiB"));
 
@@ -102,6 +108,7 @@ int run_serve(args_view args) {
   options.context_tokens = context;
   options.scheduling.max_running = static_cast<std::size_t>(parallel);
   options.scheduling.max_queue = static_cast<std::size_t>(queue);
+  options.scheduling.prefill_chunk = prefill_chunk;
 
   // SIGINT / SIGTERM are waited for below, on this thread; blocked before any other thread starts.
   sigset_t signals;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/generate.h"
+#include "engine/memory/prefix_cache.h"
 #include "engine/model/qwen3_next.h"
 #include "tests/support/tiny_model.h"
 
@@ -112,6 +113,55 @@ TEST_P(GenerationBatch, EachSequenceGetsWhatItGetsAlone) {
   }
   EXPECT_EQ(batch.size(), 0u);
   for (std::size_t i = 0; i < requests.size(); ++i) expect_same(got.at(i), want[i], i);
+}
+
+TEST_P(GenerationBatch, ALongPromptIsPrefilledInChunksWhileOthersDecode) {
+  // Chunks of 7 tokens per step: prompt 3 (200 tokens) takes ~29 steps to fill, while a short request
+  // added after it decodes all its tokens; everyone gets what they get alone, through the prefix cache too.
+  auto model = load(GetParam(), 64);
+  ASSERT_TRUE(model);
+  const auto all = prompts();
+  prefix_cache cache(model->config(), prefix_cache_options{16u << 20});
+  generation_request long_one = greedy(all[3], 6);
+  long_one.cache = &cache;
+  generation_request short_one = greedy(std::vector<std::int32_t>(all[1].begin(), all[1].begin() + 5), 8);
+  short_one.cache = &cache;
+  const generation_result long_alone = alone(*model, long_one);
+  const generation_result short_alone = alone(*model, short_one);
+
+  prefix_cache fresh(model->config(), prefix_cache_options{16u << 20});
+  long_one.cache = &fresh;
+  short_one.cache = &fresh;
+  generation_batch batch(*model, 7);
+  ASSERT_TRUE(batch.add(long_one));
+  ASSERT_TRUE(batch.add(short_one));
+  std::vector<std::size_t> order;
+  std::map<std::size_t, generation_result> got;
+  bool saw_prefill = false;
+  for (int steps = 0; batch.size() > 0 && steps < 200; ++steps) {
+    result<std::vector<generation_batch::finished>> done = batch.step();
+    ASSERT_TRUE(done) << done.err().message;
+    saw_prefill = saw_prefill || batch.last_prefill_seconds() > 0;
+    for (generation_batch::finished& f : *done) {
+      order.push_back(f.ticket);
+      got[f.ticket] = std::move(f.result);
+    }
+  }
+  EXPECT_TRUE(saw_prefill);
+  ASSERT_EQ(order, (std::vector<std::size_t>{1, 0})) << "the short request should not wait for the long prompt";
+  expect_same(got.at(0), long_alone, 0);
+  expect_same(got.at(1), short_alone, 1);
+  EXPECT_EQ(got.at(0).prompt_tokens_restored, 0);
+  // The same long prompt again: restored from the cache the chunks filled.
+  ASSERT_TRUE(batch.add(long_one));
+  while (batch.size() > 0) {
+    result<std::vector<generation_batch::finished>> done = batch.step();
+    ASSERT_TRUE(done);
+    for (generation_batch::finished& f : *done) {
+      EXPECT_EQ(f.result.tokens, long_alone.tokens);
+      EXPECT_GT(f.result.prompt_tokens_restored, 150);
+    }
+  }
 }
 
 TEST_P(GenerationBatch, ACancelledSequenceLeavesAndTheOthersGoOn) {
