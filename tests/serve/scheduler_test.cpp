@@ -3,29 +3,18 @@
 // cache, and an unavailable model refuses what is queued.
 #include "serve/scheduler.h"
 
-#include <filesystem>
 #include <future>
 #include <thread>
 
 #include <gtest/gtest.h>
 
-#include "tests/support/tiny_model.h"
+#include "tests/support/tiny_engine.h"
 
 namespace qcoder::serve {
 namespace {
-namespace fs = std::filesystem;
 
-const fs::path model_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "bf16";
 
-result<service::loaded_engine> load_tiny() {
-  engine::model_options options;
-  options.threads = 1;
-  QCODER_TRY(std::unique_ptr<engine::qwen3_next> model, engine::qwen3_next::load(model_dir, options));
-  service::loaded_engine e;
-  e.cache = std::make_unique<engine::prefix_cache>(model->config(), engine::prefix_cache_options{16u << 20});
-  e.model = std::move(model);
-  return e;
-}
+result<service::loaded_engine> load_tiny() { return testing_support::load_tiny_engine(); }
 
 std::vector<std::vector<std::int32_t>> prompts() { return testing_support::golden_prompts(); }
 

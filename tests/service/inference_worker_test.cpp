@@ -3,30 +3,20 @@
 #include "service/inference_worker.h"
 
 #include <atomic>
-#include <filesystem>
 #include <future>
 #include <latch>
 
 #include <gtest/gtest.h>
 
 #include "engine/generate.h"
+#include "tests/support/tiny_engine.h"
 
 namespace qcoder::service {
 namespace {
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-const fs::path model_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "bf16";
 
-result<loaded_engine> load_tiny() {
-  engine::model_options options;
-  options.threads = 1;
-  QCODER_TRY(std::unique_ptr<engine::qwen3_next> model, engine::qwen3_next::load(model_dir, options));
-  loaded_engine e;
-  e.cache = std::make_unique<engine::prefix_cache>(model->config(), engine::prefix_cache_options{16u << 20});
-  e.model = std::move(model);
-  return e;
-}
+result<loaded_engine> load_tiny() { return testing_support::load_tiny_engine(); }
 
 TEST(InferenceWorker, LoadsInTheBackgroundAndRunsJobsInOrder) {
   std::promise<void> release;

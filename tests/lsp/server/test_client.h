@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "lsp/server/server_session.h"
+#include "tests/support/tiny_engine.h"
 
 namespace qcoder::lsp::testing {
 
@@ -25,15 +26,7 @@ using namespace std::chrono_literals;
 inline const std::filesystem::path tiny_model_dir =
     std::filesystem::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "bf16";
 
-inline result<service::loaded_engine> load_tiny() {
-  engine::model_options options;
-  options.threads = 1;
-  QCODER_TRY(std::unique_ptr<engine::qwen3_next> model, engine::qwen3_next::load(tiny_model_dir, options));
-  service::loaded_engine e;
-  e.cache = std::make_unique<engine::prefix_cache>(model->config(), engine::prefix_cache_options{32u << 20});
-  e.model = std::move(model);
-  return e;
-}
+inline result<service::loaded_engine> load_tiny() { return testing_support::load_tiny_engine(32u << 20); }
 
 class test_client {
  public:
