@@ -468,6 +468,7 @@ result<void> generation_batch::prefill_step() {
     seq.filling.reset();
     seq.decoder.cancel();
     seq.state->reset();  // half a prompt is no prefix to cache
+    seq.decode_start = std::chrono::steady_clock::now();
     return ok();
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -478,6 +479,7 @@ result<void> generation_batch::prefill_step() {
     seq.filling.reset();
     if (ran.err().code != errc::cancelled) return ran;
     seq.decoder.cancel();
+    seq.decode_start = std::chrono::steady_clock::now();
     return ok();
   }
   if (seq.filling->done()) {
