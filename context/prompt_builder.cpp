@@ -136,6 +136,7 @@ std::string_view to_string(block_kind kind) {
     case block_kind::scope: return "scope";
     case block_kind::prefix: return "prefix";
     case block_kind::suffix: return "suffix";
+    case block_kind::middle: return "middle";
     case block_kind::chat_close: return "chat";
   }
   return "?";
@@ -521,10 +522,17 @@ result<prompt> prompt_builder::build(const prompt_request& request) {
     }
     add(block_kind::file, "file " + path, file_head);
     if (!scope.empty()) add(block_kind::scope, "scope", {{false, scope}});
-    add(block_kind::prefix, "prefix", {{false, std::string(text.substr(prefix_start, cursor - prefix_start))}});
+    // The cursor's line up to the cursor, after <|fim_middle|> (see the header); a very long one stays.
+    constexpr std::size_t max_middle_bytes = 4096;
+    const std::size_t middle_start =
+        !options_.chat && prefix_start <= cursor_line && cursor - cursor_line <= max_middle_bytes ? cursor_line : cursor;
+    add(block_kind::prefix, "prefix", {{false, std::string(text.substr(prefix_start, middle_start - prefix_start))}});
     add(block_kind::suffix, "suffix",
         {{true, std::string(fim_suffix_token)}, {false, std::string(text.substr(cursor, suffix_end - cursor))},
          {true, std::string(fim_middle_token)}});
+    if (middle_start < cursor) {
+      add(block_kind::middle, "middle", {{false, std::string(text.substr(middle_start, cursor - middle_start))}});
+    }
     if (options_.chat) add(block_kind::chat_close, "chat", chat_close);
     if (out.ids.size() <= budget || prefix_start >= cursor_line) {
       if (out.ids.size() > budget) {

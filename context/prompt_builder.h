@@ -6,14 +6,18 @@
 //   <|file_sep|>PATH\nTEXT                                     snippet       (recently viewed, then edited)
 //   <|file_sep|>PATH\n<|fim_prefix|>                           file
 //   SCOPE HEADERS (when the prefix starts inside them)         scope
-//   PREFIX                                                     prefix
+//   PREFIX                                                     prefix        (up to the cursor's line)
 //   <|fim_suffix|>SUFFIX<|fim_middle|>                         suffix
+//   THE CURSOR'S LINE UP TO THE CURSOR                         middle
 //
 // Blocks run from most to least stable, and each block's text depends only on its own sources: the
 // imports block on the file's imports and the index, never on the cursor (it has a fixed share of the
 // budget and is chosen first), so consecutive requests share the longest token prefix and the prefix
 // cache downstream can reuse it. The prefix starts and the suffix ends at statement boundaries from the
-// tree (line boundaries for plain text). With `chat`, the same text is wrapped in a chat turn.
+// tree (line boundaries for plain text). The cursor's line up to the cursor comes last, after
+// <|fim_middle|>, as the start of the answer: typing on a line then changes only the prompt's last few
+// tokens, and the prefix cache holds the suffix that used to follow each keystroke (a very long line, or
+// `chat`, keeps it in the prefix). With `chat`, the same text is wrapped in a chat turn.
 //
 // Budgets are exact: every block is encoded (document text with added tokens disabled, so file content
 // cannot forge a control token; the control tokens by their text) and the prompt's ids are the blocks' ids
@@ -48,7 +52,7 @@ struct prompt_options {
   std::string repo_name = "workspace";
 };
 
-enum class block_kind { chat_open, repo, imports, used, snippet, file, scope, prefix, suffix, chat_close };
+enum class block_kind { chat_open, repo, imports, used, snippet, file, scope, prefix, suffix, middle, chat_close };
 std::string_view to_string(block_kind kind);
 
 struct prompt_block {

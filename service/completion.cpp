@@ -12,12 +12,16 @@ namespace qcoder::service {
 namespace {
 
 // Where the next request is likely to resume: after the blocks that do not depend on the cursor (repo,
-// imports, used names, snippets), i.e. where the file's own text starts, and after the scope headers.
+// imports, used names, snippets), i.e. where the file's own text starts, after the scope headers, and
+// after the suffix (the next keystroke on the same line changes only the middle).
 std::vector<std::int64_t> snapshot_points(const context::prompt& prompt) {
   std::vector<std::int64_t> points;
   std::int64_t at = 0;
   for (const context::prompt_block& block : prompt.blocks) {
-    if (block.kind == context::block_kind::file || block.kind == context::block_kind::prefix) points.push_back(at);
+    if (block.kind == context::block_kind::file || block.kind == context::block_kind::prefix ||
+        block.kind == context::block_kind::middle) {
+      points.push_back(at);
+    }
     at += static_cast<std::int64_t>(block.tokens);
   }
   return points;

@@ -133,6 +133,11 @@ void model_host::job_finished(const engine::qwen3_next& model, const job_figures
   {
     std::lock_guard lock(mutex_);
     status["requests"] = ++jobs_done_;
+    // A job that decoded nothing (or found its whole prompt cached) measured no speed: the last figures
+    // stay, rather than the status bar losing them until the next long enough job.
+    for (const char* figure : {"tokensPerSecond", "prefillTokensPerSecond"}) {
+      if (!status.contains(figure) && status_.contains(figure)) status[figure] = status_[figure];
+    }
     status_ = status;
   }
   rpc_.notify("qcoder/status", status);

@@ -110,7 +110,7 @@ const engine::tokenizer& tiny_tokenizer() {
 
 std::optional<block_kind> kind_named(std::string_view name) {
   for (block_kind k : {block_kind::repo, block_kind::imports, block_kind::used, block_kind::snippet, block_kind::file,
-                       block_kind::scope, block_kind::prefix, block_kind::suffix}) {
+                       block_kind::scope, block_kind::prefix, block_kind::suffix, block_kind::middle}) {
     if (to_string(k) == name) return k;
   }
   return std::nullopt;

@@ -67,10 +67,12 @@ TEST(PromptBuilder, PythonImportedDefinitionFromAnotherFile) {
   expect_consistent(p);
   EXPECT_THAT(p.text, StartsWith("<|repo_name|>workspace\n<|file_sep|>pkg/util.py\ndef helper(a, b):\n"));
   EXPECT_THAT(p.text, Not(HasSubstr("def helper(z)")));
-  EXPECT_THAT(p.text, HasSubstr("<|file_sep|>pkg/main.py\n<|fim_prefix|>from .util import helper\n\ndef run(x):\n    y = 1\n    "
-                                "<|fim_suffix|>\n    return y\n<|fim_middle|>"));
+  // The cursor's line up to the cursor comes after <|fim_middle|>: the start of the answer.
+  EXPECT_THAT(p.text, HasSubstr("<|file_sep|>pkg/main.py\n<|fim_prefix|>from .util import helper\n\ndef run(x):\n    y = 1\n"
+                                "<|fim_suffix|>\n    return y\n<|fim_middle|>    "));
+  EXPECT_THAT(p.text, EndsWith("<|fim_middle|>    "));
   EXPECT_EQ(kinds(p), (std::vector<block_kind>{block_kind::repo, block_kind::imports, block_kind::file,
-                                               block_kind::prefix, block_kind::suffix}));
+                                               block_kind::prefix, block_kind::suffix, block_kind::middle}));
   EXPECT_EQ(find_block(p, block_kind::imports)->name, "imports pkg/util.py");
 }
 
@@ -182,6 +184,30 @@ TEST(PromptBuilder, ScopeHeadersWhenThePrefixStartsInsideThem) {
   EXPECT_EQ(scope->text, "class Engine:\n    def run(self, steps):\n        # ...\n");
 }
 
+TEST(PromptBuilder, TheCursorsLineGoesAfterTheMiddleTokenUnlessItIsHuge) {
+  prompt_builder builder = make_builder(4096);
+  // Typing on a line changes only the middle: the blocks before it are byte-identical keystroke after keystroke.
+  const std::string before = "def f(x):\n    return x\n\nvalue = f(";
+  document one("m.py", language::python, before + "1)\n");
+  document two("m.py", language::python, before + "12)\n");
+  const prompt a = builder.build({one.view(), before.size() + 1, nullptr, nullptr}).value();
+  const prompt b = builder.build({two.view(), before.size() + 2, nullptr, nullptr}).value();
+  expect_consistent(a);
+  expect_consistent(b);
+  EXPECT_EQ(find_block(a, block_kind::middle)->text, "value = f(1");
+  EXPECT_EQ(find_block(b, block_kind::middle)->text, "value = f(12");
+  ASSERT_EQ(a.blocks.size(), b.blocks.size());
+  for (std::size_t i = 0; i + 1 < a.blocks.size(); ++i) EXPECT_EQ(a.blocks[i].text, b.blocks[i].text) << i;
+  // A minified line: kept in the prefix, no middle.
+  std::string huge = "x = [";
+  while (huge.size() < 4500) huge += "item, ";
+  document minified("min.js", language::javascript, huge + "]\n");
+  const prompt c = builder.build({minified.view(), huge.size(), nullptr, nullptr}).value();
+  expect_consistent(c);
+  EXPECT_EQ(find_block(c, block_kind::middle), nullptr);
+  EXPECT_THAT(c.text, HasSubstr(", <|fim_suffix|>"));
+}
+
 TEST(PromptBuilder, SyntaxErrorUnknownLanguageAndInvalidUtf8) {
   prompt_builder builder = make_builder(512);
   {
@@ -189,14 +215,15 @@ TEST(PromptBuilder, SyntaxErrorUnknownLanguageAndInvalidUtf8) {
     document doc("broken.py", language::python, text);
     const prompt p = builder.build({doc.view(), cursor, nullptr, nullptr}).value();
     expect_consistent(p);
-    EXPECT_THAT(find_block(p, block_kind::prefix)->text, EndsWith("return ((x +"));
+    EXPECT_EQ(find_block(p, block_kind::middle)->text, "    return ((x +");
+    EXPECT_THAT(find_block(p, block_kind::prefix)->text, EndsWith("def f(x:\n"));
   }
   {
     const auto [text, cursor] = with_cursor("line one\nline two |\nline three\n");
     document doc = document::from_path("notes.unknown", text);
     const prompt p = builder.build({doc.view(), cursor, nullptr, nullptr}).value();
     expect_consistent(p);
-    EXPECT_THAT(p.text, HasSubstr("<|fim_prefix|>line one\nline two <|fim_suffix|>\nline three\n<|fim_middle|>"));
+    EXPECT_THAT(p.text, HasSubstr("<|fim_prefix|>line one\n<|fim_suffix|>\nline three\n<|fim_middle|>line two "));
   }
   {
     const std::string text = "s = '\xFF\xFE'\nt = |";
@@ -204,7 +231,7 @@ TEST(PromptBuilder, SyntaxErrorUnknownLanguageAndInvalidUtf8) {
     document doc("bytes.py", language::python, clean);
     const prompt p = builder.build({doc.view(), cursor, nullptr, nullptr}).value();
     expect_consistent(p);
-    EXPECT_THAT(p.text, HasSubstr("s = '\xFF\xFE'\nt = <|fim_suffix|>"));
+    EXPECT_THAT(p.text, HasSubstr("s = '\xFF\xFE'\n<|fim_suffix|><|fim_middle|>t = "));
   }
   document doc("a.py", language::python, "x = 1\n");
   EXPECT_FALSE(builder.build({doc.view(), 100, nullptr, nullptr}));  // cursor past the end

@@ -48,7 +48,7 @@ TEST_F(ContextCommand, JsonShowsBlocksWithinTheBudget) {
   int sum = 0;
   for (const json& b : out["blocks"]) kinds.push_back(b["kind"]), sum += b["tokens"].get<int>();
   EXPECT_EQ(sum, out["tokens"].get<int>());
-  EXPECT_THAT(kinds, testing::ElementsAre("repo", "imports", "file", "prefix", "suffix"));
+  EXPECT_THAT(kinds, testing::ElementsAre("repo", "imports", "file", "prefix", "suffix", "middle"));
   EXPECT_THAT(out["prompt"].get<std::string>(), HasSubstr("<|file_sep|>pkg/util.py\ndef helper(a, b):\n"));
 }
 
