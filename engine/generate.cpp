@@ -387,6 +387,14 @@ struct generation_batch::sequence {
   std::optional<prefill_run> filling;  // the prompt, while it is being computed chunk by chunk
   double prefill_seconds = 0;          // compute time of its chunks
   bool in_pass = false;                // has tokens in this step's pass
+
+  // The prompt is all in: decoding starts.
+  void prompt_filled() {
+    decoder.result().prompt_tokens_restored = filling->report().restored;
+    decoder.result().prefill_seconds = prefill_seconds;
+    filling.reset();
+    decode_start = std::chrono::steady_clock::now();
+  }
 };
 
 generation_batch::generation_batch(qwen3_next& model, std::int64_t prefill_chunk)
@@ -429,12 +437,7 @@ result<std::size_t> generation_batch::add(generation_request request) {
     }
     seq->filling.emplace(std::move(*run));
     seq->prefill_seconds = seconds_since(t0);
-    if (seq->filling->done()) {
-      seq->decoder.result().prompt_tokens_restored = seq->filling->report().restored;
-      seq->decoder.result().prefill_seconds = seq->prefill_seconds;
-      seq->filling.reset();
-      seq->decode_start = std::chrono::steady_clock::now();
-    }
+    if (seq->filling->done()) seq->prompt_filled();
     running_.push_back(std::move(seq));
     return ticket;
   }
@@ -482,12 +485,7 @@ result<void> generation_batch::prefill_step() {
     seq.decode_start = std::chrono::steady_clock::now();
     return ok();
   }
-  if (seq.filling->done()) {
-    seq.decoder.result().prompt_tokens_restored = seq.filling->report().restored;
-    seq.decoder.result().prefill_seconds = seq.prefill_seconds;
-    seq.filling.reset();
-    seq.decode_start = std::chrono::steady_clock::now();
-  }
+  if (seq.filling->done()) seq.prompt_filled();
   return ok();
 }
 

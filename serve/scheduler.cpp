@@ -78,7 +78,11 @@ void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& mode
   using clock = std::chrono::steady_clock;
   if (!s->batch) s->batch = std::make_unique<engine::generation_batch>(model, s->options.prefill_chunk);
   engine::generation_batch& batch = *s->batch;
-  std::map<std::size_t, std::function<void(result<engine::generation_result>)>> running;  // by ticket
+  struct admitted {
+    std::function<void(result<engine::generation_result>)> on_done;
+    std::size_t prompt_tokens = 0;
+  };
+  std::map<std::size_t, admitted> running;  // by ticket
   const auto account = [&](const engine::generation_result& r, std::size_t prompt_tokens) {
     std::lock_guard lock(s->mutex);
     ++(r.reason == engine::finish_reason::cancelled ? s->stats.cancelled : s->stats.finished);
@@ -86,7 +90,6 @@ void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& mode
     s->stats.cached_prompt_tokens += static_cast<std::uint64_t>(r.prompt_tokens_restored);
     s->stats.generated_tokens += r.tokens.size();
   };
-  std::map<std::size_t, std::size_t> prompt_sizes;
   for (;;) {
     // Admit what fits. Each prompt is prefilled here, alone, while the others wait one step.
     while (running.size() < s->options.max_running) {
@@ -115,8 +118,7 @@ void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& mode
         job.on_done(ticket.take_error());
         continue;
       }
-      running.emplace(*ticket, std::move(job.on_done));
-      prompt_sizes.emplace(*ticket, prompt_tokens);
+      running.emplace(*ticket, admitted{std::move(job.on_done), prompt_tokens});
     }
     if (running.empty()) {
       std::lock_guard lock(s->mutex);
@@ -145,19 +147,17 @@ void scheduler::serve(const std::shared_ptr<shared>& s, engine::qwen3_next& mode
     }
     if (!done) {
       spdlog::error("serve: a decode step failed: {}", done.err().message);
-      for (auto& [ticket, on_done] : running) on_done(done.err());
+      for (auto& [ticket, a] : running) a.on_done(done.err());
       std::lock_guard lock(s->mutex);
       s->stats.failed += running.size();
       running.clear();
-      prompt_sizes.clear();
       continue;
     }
     for (engine::generation_batch::finished& f : *done) {
       const auto it = running.find(f.ticket);
       if (it == running.end()) continue;
-      account(f.result, prompt_sizes[f.ticket]);
-      prompt_sizes.erase(f.ticket);
-      auto on_done = std::move(it->second);
+      account(f.result, it->second.prompt_tokens);
+      auto on_done = std::move(it->second.on_done);
       running.erase(it);
       {
         std::lock_guard lock(s->mutex);

@@ -179,19 +179,6 @@ unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& tas
   return p;
 }
 
-result<rewrite_answer> unit_rewriter::rewrite(const unit_task& task) {
-  // A one-off id, apart from what a run hands out (those count up from 0).
-  constexpr std::size_t id = static_cast<std::size_t>(-1);
-  QCODER_CHECK(start(id, task));
-  for (;;) {
-    QCODER_TRY(std::vector<done> finished, finish_some());
-    for (done& d : finished) {
-      if (d.id == id) return std::move(d.answer);
-    }
-    if (finished.empty()) return fail(errc::internal, "the rewriter lost a rewrite");
-  }
-}
-
 // A rewrite in the batch: what turns its tokens into code.
 struct model_rewriter::flight {
   std::size_t id = 0;

@@ -105,8 +105,6 @@ class unit_rewriter {
   virtual result<void> start(std::size_t id, const unit_task& task) = 0;
   // The started rewrites that are done (at least one, when any is started); an error ends them all.
   virtual result<std::vector<done>> finish_some() = 0;
-  // One rewrite from start to end.
-  result<rewrite_answer> rewrite(const unit_task& task);
 };
 
 // The chat prompt of a unit, in pieces: `head` is the same for every unit of a run (the prefix cache keeps
