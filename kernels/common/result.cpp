@@ -13,6 +13,7 @@ const char* to_string(errc code) {
     case errc::io_error: return "I/O error";
     case errc::cancelled: return "cancelled";
     case errc::conflict: return "conflict";
+    case errc::unavailable: return "unavailable";
     case errc::internal: return "internal error";
   }
   return "unknown error";

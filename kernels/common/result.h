@@ -25,6 +25,7 @@ enum class errc {
   io_error,           // the OS said no
   cancelled,          // a std::stop_token fired
   conflict,           // the data changed under us (a file edited since it was read)
+  unavailable,        // a server we depend on is down, refused, or busy past our retries
   internal,           // a bug: an invariant did not hold
 };
 
