@@ -25,6 +25,15 @@ bool has_weights(const fs::path& dir) {
          (fs::exists(dir / "model.safetensors", ec) || fs::exists(dir / "model.safetensors.index.json", ec));
 }
 
+bool has_tokenizer(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_regular_file(dir / "tokenizer.json", ec);
+}
+
+bool has(model_files needs, const fs::path& dir) {
+  return needs == model_files::weights ? has_weights(dir) : has_tokenizer(dir);
+}
+
 bool is_fp8(const std::string& repo_folder) {
   std::string lower = repo_folder;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -32,18 +41,18 @@ bool is_fp8(const std::string& repo_folder) {
 }
 
 // The usable snapshot of one repository folder: the one refs/main names, else the newest complete one.
-std::optional<fs::path> pick_snapshot(const fs::path& repo) {
+std::optional<fs::path> pick_snapshot(const fs::path& repo, model_files needs) {
   std::error_code ec;
   std::ifstream ref(repo / "refs" / "main");
   std::string revision;
   if (ref && std::getline(ref, revision) && !revision.empty()) {
     const fs::path named = repo / "snapshots" / revision;
-    if (has_weights(named)) return named;
+    if (has(needs, named)) return named;
   }
   std::optional<fs::path> newest;
   fs::file_time_type newest_time{};
   for (const fs::directory_entry& entry : fs::directory_iterator(repo / "snapshots", ec)) {
-    if (!has_weights(entry.path())) continue;
+    if (!has(needs, entry.path())) continue;
     const fs::file_time_type t = entry.last_write_time(ec);
     if (!newest || t > newest_time) {
       newest = entry.path();
@@ -68,12 +77,19 @@ std::vector<fs::path> hub_dirs(const model_search& search) {
   return dirs;
 }
 
-result<located_model> locate_model(const model_search& search) {
+result<located_model> locate_model(const model_search& search, model_files needs) {
   if (!search.model_dir.empty()) {
     const fs::path dir(search.model_dir);
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
       return fail(errc::not_found, "--model {}: no such directory", search.model_dir);
+    }
+    if (needs == model_files::tokenizer) {
+      if (!has_tokenizer(dir)) {
+        return fail(errc::not_found, "--model {}: no tokenizer.json in this directory (with a remote backend only the "
+                    "tokenizer files are needed: tokenizer.json and tokenizer_config.json)", search.model_dir);
+      }
+      return located_model{dir, "--model"};
     }
     if (!fs::is_regular_file(dir / "config.json", ec)) {
       return fail(errc::not_found, "--model {}: no config.json in this directory (expected a Hugging Face model "
@@ -95,9 +111,16 @@ result<located_model> locate_model(const model_search& search) {
     for (const fs::directory_entry& entry : fs::directory_iterator(hub, ec)) {
       const std::string name = entry.path().filename().string();
       if (!name.starts_with(repo_prefix) || !entry.is_directory(ec)) continue;
-      if (std::optional<fs::path> snapshot = pick_snapshot(entry.path())) found.push_back({*snapshot, name});
+      if (std::optional<fs::path> snapshot = pick_snapshot(entry.path(), needs)) found.push_back({*snapshot, name});
     }
     if (!found.empty()) break;  // the first hub that has the model wins, as in huggingface_hub
+  }
+  if (found.empty() && needs == model_files::tokenizer) {
+    return fail(errc::not_found,
+                "no Qwen3-Coder-Next tokenizer found. Looked in:{}\n"
+                "With a remote backend only the tokenizer is needed: `hf download Qwen/Qwen3-Coder-Next tokenizer.json "
+                "tokenizer_config.json`, or point qcoder at a folder holding them with `--model DIR`.",
+                looked.empty() ? std::string("\n  (no $HF_HUB_CACHE, $HF_HOME or $HOME set)") : looked);
   }
   if (found.empty()) {
     return fail(errc::not_found,

@@ -29,8 +29,12 @@ struct located_model {
   std::string source;         // "--model" or "Hugging Face cache (<repo folder>)"
 };
 
+// What a folder must hold to be picked: the weights (config.json and the safetensors), or only the
+// tokenizer (tokenizer.json), which is all a remote backend needs.
+enum class model_files { weights, tokenizer };
+
 // The model folder, or a not_found error that lists every place looked at and how to get the model.
-result<located_model> locate_model(const model_search& search);
+result<located_model> locate_model(const model_search& search, model_files needs = model_files::weights);
 
 // The hub folders to search, in order (for messages and tests).
 std::vector<std::filesystem::path> hub_dirs(const model_search& search);

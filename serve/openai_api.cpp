@@ -86,13 +86,13 @@ std::optional<api_error> read_stop(const json& body, api_request& out) {
   const auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return std::nullopt;
   const auto one = [&](const json& v) -> std::optional<api_error> {
-    if (!v.is_string()) return bad("stop", "stop: expected a string or an array of up to 4 strings");
+    if (!v.is_string()) return bad("stop", fmt::format("stop: expected a string or an array of up to {} strings", max_stop_strings));
     if (v.get_ref<const std::string&>().empty()) return bad("stop", "stop: a stop string may not be empty");
     out.stop.push_back(v.get<std::string>());
     return std::nullopt;
   };
   if (it->is_array()) {
-    if (it->size() > 4) return bad("stop", "stop: at most 4 stop strings");
+    if (it->size() > max_stop_strings) return bad("stop", fmt::format("stop: at most {} stop strings", max_stop_strings));
     for (const json& v : *it) QCODER_API_CHECK(one(v));
     return std::nullopt;
   }

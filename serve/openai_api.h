@@ -42,12 +42,16 @@ struct api_context {
 };
 
 // A request after validation.
+// OpenAI takes up to 4 stop strings; like vLLM and llama-server we take more, so a client can list every
+// control token of a prompt format (the remote backend sends nine).
+inline constexpr std::size_t max_stop_strings = 16;
+
 struct api_request {
   endpoint kind = endpoint::completions;
   std::vector<std::int32_t> prompt;
   engine::sampling_params sampling;
   std::int64_t max_tokens = 16;
-  std::vector<std::string> stop;  // up to 4, non-empty
+  std::vector<std::string> stop;  // up to max_stop_strings, non-empty
   int top_logprobs = -1;          // -1: no logprobs
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage

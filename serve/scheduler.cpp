@@ -51,7 +51,7 @@ bool scheduler::submit(generation_job job) {
   }
   if (start) {
     std::shared_ptr<shared> s = shared_;
-    worker_.post([s](engine::qwen3_next& model, engine::prefix_cache* cache) { serve(s, model, cache); },
+    worker_.post([s](service::loaded_engine& e) { serve(s, *e.model, e.cache.get()); },
                  [s](const error& why) {
                    // The model is gone (failed to load, or shutting down): refuse everything queued.
                    std::deque<generation_job> dropped;

@@ -5,8 +5,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/generate.h"
-#include "engine/tokenizer/stream_decoder.h"
 
 namespace qcoder::service {
 namespace {
@@ -32,23 +30,19 @@ std::vector<std::int64_t> snapshot_points(const context::prompt& prompt) {
 result<std::unique_ptr<completion_service>> completion_service::create(const std::filesystem::path& model_dir,
                                                                        context::prompt_options options) {
   QCODER_TRY(engine::tokenizer loaded, engine::tokenizer::load_model_dir(model_dir));
-  auto tok = std::make_unique<engine::tokenizer>(std::move(loaded));
-  QCODER_TRY(context::prompt_builder builder, context::prompt_builder::create(*tok, options));
-  // A FIM completion ends at the end of text or wherever the model starts a new part of the format.
-  std::vector<std::int32_t> stops;
-  for (const char* text : {"<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>",
-                           "<|fim_suffix|>", "<|fim_middle|>", "<|im_end|>", "<|im_start|>"}) {
-    if (std::optional<engine::token_id> id = tok->find_token(text)) stops.push_back(*id);
-  }
-  return std::unique_ptr<completion_service>(new completion_service(std::move(tok), std::move(builder), std::move(stops)));
+  return create(std::make_shared<const engine::tokenizer>(std::move(loaded)), std::move(options));
 }
 
-completion_service::completion_service(std::unique_ptr<engine::tokenizer> tok, context::prompt_builder builder,
-                                       std::vector<std::int32_t> stop_ids)
-    : tok_(std::move(tok)), builder_(std::move(builder)), stop_ids_(std::move(stop_ids)) {}
+result<std::unique_ptr<completion_service>> completion_service::create(std::shared_ptr<const engine::tokenizer> tok,
+                                                                       context::prompt_options options) {
+  QCODER_TRY(context::prompt_builder builder, context::prompt_builder::create(*tok, options));
+  return std::unique_ptr<completion_service>(new completion_service(std::move(tok), std::move(builder)));
+}
 
-result<completion_result> completion_service::complete(engine::qwen3_next& model, engine::prefix_cache* cache,
-                                                       const completion_request& request) {
+completion_service::completion_service(std::shared_ptr<const engine::tokenizer> tok, context::prompt_builder builder)
+    : tok_(std::move(tok)), builder_(std::move(builder)) {}
+
+result<completion_result> completion_service::complete(text_backend& backend, const completion_request& request) {
   completion_result out;
   if (request.cursor > request.text.size()) {
     return fail(errc::invalid_argument, "cursor {} is past the end of the text ({} bytes)", request.cursor, request.text.size());
@@ -70,14 +64,11 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
       break;
     }
     context::completion_filter filter(plan);
-    engine::stream_decoder decoder(*tok_, /*skip_added=*/true);
-    std::string piece;
     bool keep_going = true;
-    engine::generation_request gen;
+    text_generation gen;
     gen.prompt.assign(prompt.ids.begin(), prompt.ids.end());
     gen.max_tokens = request.max_tokens;
-    gen.cache = cache;
-    gen.plan.snapshot_at = snapshot_points(prompt);
+    gen.snapshot_at = snapshot_points(prompt);
     gen.stop = request.stop;
     if (alt == 0) {
       gen.sampling.greedy = true;
@@ -87,46 +78,26 @@ result<completion_result> completion_service::complete(engine::qwen3_next& model
       gen.sampling.top_p = 0.95f;
       gen.sampling.seed = static_cast<std::uint64_t>(alt);
     }
-    gen.on_token = [&](std::int32_t id) {
-      piece.clear();
-      if (!decoder.push(id, piece)) return false;
+    gen.on_text = [&](std::string_view piece) {
       const bool stop_now = filter.feed(piece);
       if (alt == 0 && request.on_partial && !filter.text().empty()) keep_going = request.on_partial(filter.text());
       return !stop_now && keep_going;
     };
-    QCODER_TRY(engine::generation_result generated, generate(model, std::move(gen)));
+    QCODER_TRY(text_generated generated, backend.generate(gen));
     if (alt == 0) {
-      out.restored_tokens = generated.prompt_tokens_restored;
+      out.restored_tokens = generated.restored_tokens;
       out.prefill_seconds = generated.prefill_seconds;
     }
     out.decode_seconds += generated.decode_seconds;
-    out.generated_tokens += generated.tokens.size();
+    out.generated_tokens += generated.generated_tokens;
     if (generated.reason == engine::finish_reason::cancelled) {
       out.cancelled = true;
       break;
     }
-    piece.clear();
-    decoder.finish(piece);
-    filter.feed(piece);
     const std::string text = filter.finish();
     if (!text.empty() && std::find(out.items.begin(), out.items.end(), text) == out.items.end()) out.items.push_back(text);
   }
   return out;
-}
-
-result<engine::generation_result> completion_service::generate(engine::qwen3_next& model,
-                                                               engine::generation_request request) {
-  add_stop_ids(model, request);
-  // One state for every request, grown when a longer one comes (the cache overwrites its contents).
-  const std::int64_t capacity = static_cast<std::int64_t>(request.prompt.size()) + request.max_tokens + 1;
-  if (!state_ || state_->capacity() < capacity) state_.emplace(model.new_state(std::max<std::int64_t>(capacity, 4096)));
-  if (request.cache == nullptr) state_->reset();
-  return engine::generate(model, *state_, request);
-}
-
-void completion_service::add_stop_ids(const engine::qwen3_next& model, engine::generation_request& request) const {
-  request.stop_ids.insert(request.stop_ids.end(), stop_ids_.begin(), stop_ids_.end());
-  for (std::int64_t id : model.config().eos_token_ids) request.stop_ids.push_back(static_cast<std::int32_t>(id));
 }
 
 }  // namespace qcoder::service

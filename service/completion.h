@@ -3,8 +3,9 @@
 // builder, generates through the prefix cache, and cleans the stream with the completion filter, which
 // stops generation as soon as the rest cannot be used.
 //
-// Thread-safety: a completion_service belongs to the inference thread (it holds the prompt builder's
-// encoder); complete() runs there, inside an inference_worker job.
+// The model runs behind a text_backend (local or remote); the prompt, the mode and the cleaning stay here.
+// Thread-safety: a completion_service belongs to one thread at a time (it holds the prompt builder's
+// encoder); in the language server, the inference thread.
 #pragma once
 
 #include <cstddef>
@@ -17,10 +18,8 @@
 
 #include "context/completion_filter.h"
 #include "context/prompt_builder.h"
-#include "engine/generate.h"
-#include "engine/memory/prefix_cache.h"
-#include "engine/model/qwen3_next.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "service/text_backend.h"
 
 namespace qcoder::service {
 
@@ -57,27 +56,21 @@ class completion_service {
   // Loads the tokenizer from the model's folder. Error when it or a FIM control token is missing.
   static result<std::unique_ptr<completion_service>> create(const std::filesystem::path& model_dir,
                                                             context::prompt_options options = {});
+  // With a tokenizer already loaded. Error when a FIM control token is missing.
+  static result<std::unique_ptr<completion_service>> create(std::shared_ptr<const engine::tokenizer> tok,
+                                                            context::prompt_options options = {});
 
-  result<completion_result> complete(engine::qwen3_next& model, engine::prefix_cache* cache,
-                                     const completion_request& request);
-
-  // Runs one generation on the service's sequence state (grown as prompts need; the prefix cache
-  // overwrites its contents). `request.stop_ids` gets the FIM/chat control tokens and the model's eos ids
-  // added. For the other services that share this one's tokenizer and state (edits).
-  result<engine::generation_result> generate(engine::qwen3_next& model, engine::generation_request request);
-  // Adds the stop ids generate() adds, for requests run elsewhere (a generation_batch).
-  void add_stop_ids(const engine::qwen3_next& model, engine::generation_request& request) const;
+  result<completion_result> complete(text_backend& backend, const completion_request& request);
 
   const engine::tokenizer& tokenizer() const { return *tok_; }
+  // Shared with the backends that decode through it.
+  std::shared_ptr<const engine::tokenizer> shared_tokenizer() const { return tok_; }
   const context::prompt_options& prompt_options() const { return builder_.options(); }
 
  private:
-  completion_service(std::unique_ptr<engine::tokenizer> tok, context::prompt_builder builder,
-                     std::vector<std::int32_t> stop_ids);
-  std::unique_ptr<engine::tokenizer> tok_;
+  completion_service(std::shared_ptr<const engine::tokenizer> tok, context::prompt_builder builder);
+  std::shared_ptr<const engine::tokenizer> tok_;
   context::prompt_builder builder_;
-  std::vector<std::int32_t> stop_ids_;  // end of text and the format's control tokens
-  std::optional<engine::sequence_state> state_;
 };
 
 }  // namespace qcoder::service

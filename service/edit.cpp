@@ -184,7 +184,11 @@ std::string edit_prompt(const context::source_view& src, const edit_request& req
 bool fenced_reply::push(std::int32_t id) {
   piece_.clear();
   if (!decoder_.push(id, piece_)) return false;
-  reply_ += piece_;
+  return push_text(piece_);
+}
+
+bool fenced_reply::push_text(std::string_view text) {
+  reply_ += text;
   // Stop at the closing fence: the rest is chatter.
   return reply_.find("\n```") == std::string::npos && !reply_.starts_with("```");
 }
@@ -224,7 +228,7 @@ std::string extract_code(std::string_view reply, std::string_view original, bool
 
 edit_service::edit_service(completion_service& runner) : runner_(runner) {}
 
-result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix_cache* cache, const edit_request& request) {
+result<edit_result> edit_service::edit(text_backend& backend, const edit_request& request) {
   context::document doc(request.path, request.lang, request.text);
   const context::source_view src = doc.view();
   edit_result out;
@@ -232,25 +236,24 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
   const std::string prompt = edit_prompt(src, request, out.target);
   const engine::tokenizer& tok = runner_.tokenizer();
 
-  engine::generation_request gen;
+  text_generation gen;
   const std::vector<engine::token_id> ids = tok.encode_prompt(prompt);
   gen.prompt.assign(ids.begin(), ids.end());
   out.prompt_tokens = gen.prompt.size();
   gen.max_tokens = request.max_tokens;
   gen.sampling.greedy = true;
-  gen.cache = cache;
   gen.stop = request.stop;
   fenced_reply reply(tok);
   std::size_t generated = 0;
-  gen.on_token = [&](std::int32_t id) {
-    const bool more = reply.push(id);
+  gen.on_text = [&](std::string_view piece) {
+    const bool more = reply.push_text(piece);
     ++generated;
     if (request.on_progress) request.on_progress(generated);
     return more;
   };
-  QCODER_TRY(engine::generation_result generated_result, runner_.generate(model, std::move(gen)));
-  out.generated_tokens = generated_result.tokens.size();
-  out.restored_tokens = generated_result.prompt_tokens_restored;
+  QCODER_TRY(text_generated generated_result, backend.generate(gen));
+  out.generated_tokens = generated_result.generated_tokens;
+  out.restored_tokens = generated_result.restored_tokens;
   out.prefill_seconds = generated_result.prefill_seconds;
   out.decode_seconds = generated_result.decode_seconds;
   if (generated_result.reason == engine::finish_reason::cancelled) {
@@ -273,10 +276,10 @@ result<edit_result> edit_service::edit(engine::qwen3_next& model, engine::prefix
   return out;
 }
 
-result<std::unique_ptr<assistant>> assistant::create(const std::filesystem::path& model_dir,
+result<std::unique_ptr<assistant>> assistant::create(std::shared_ptr<const engine::tokenizer> tok,
                                                      context::prompt_options options) {
   auto a = std::make_unique<assistant>();
-  QCODER_TRY(a->completions, completion_service::create(model_dir, std::move(options)));
+  QCODER_TRY(a->completions, completion_service::create(std::move(tok), std::move(options)));
   a->edits = std::make_unique<edit_service>(*a->completions);
   return a;
 }

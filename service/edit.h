@@ -67,12 +67,14 @@ std::string edit_prompt(const context::source_view& src, const edit_request& req
 std::string extract_code(std::string_view reply, std::string_view original, bool* closed = nullptr);
 
 // The reply to a prompt that ends inside an opened fence (edit_prompt, the refactor's prompts), decoded as
-// it streams: push() each token (from generation_request::on_token; false once the fence is closed, so
-// generation stops there), then code() once generation ended.
+// it streams: push() each token (from generation_request::on_token) or push_text() each piece of text
+// (from text_generation::on_text) — false once the fence is closed, so generation stops there — then code()
+// once generation ended.
 class fenced_reply {
  public:
   explicit fenced_reply(const engine::tokenizer& tok) : decoder_(tok, /*skip_added=*/true) {}
   bool push(std::int32_t id);
+  bool push_text(std::string_view text);
   // The code up to the closing fence, ending with a newline when `original` did. `complete`: the fence
   // was closed, or the model ended on its own (not cut off at the token limit).
   std::string code(std::string_view original, engine::finish_reason reason, bool* complete);
@@ -97,22 +99,22 @@ struct edit_result {
 
 class edit_service {
  public:
-  // Runs the model through `runner` (its tokenizer and generation state); `runner` must outlive this.
+  // Encodes prompts with `runner`'s tokenizer; `runner` must outlive this.
   explicit edit_service(completion_service& runner);
 
-  result<edit_result> edit(engine::qwen3_next& model, engine::prefix_cache* cache, const edit_request& request);
+  result<edit_result> edit(text_backend& backend, const edit_request& request);
 
  private:
   completion_service& runner_;
 };
 
 // What the inference thread keeps for the language server's features: completions and edits sharing one
-// tokenizer and one generation state.
+// tokenizer.
 struct assistant {
   std::unique_ptr<completion_service> completions;
   std::unique_ptr<edit_service> edits;
 
-  static result<std::unique_ptr<assistant>> create(const std::filesystem::path& model_dir,
+  static result<std::unique_ptr<assistant>> create(std::shared_ptr<const engine::tokenizer> tok,
                                                    context::prompt_options options = {});
 };
 

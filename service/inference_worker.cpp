@@ -56,7 +56,7 @@ void inference_worker::main(loader_fn load) {
       }
     }
     if (next.run) {
-      next.run(*engine_.model, engine_.cache.get());
+      next.run(engine_);
       changed_.notify_all();  // shutdown() waits for the queue to drain
       continue;
     }

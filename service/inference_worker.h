@@ -19,15 +19,19 @@
 #include "engine/memory/prefix_cache.h"
 #include "engine/model/qwen3_next.h"
 #include "kernels/common/result.h"
+#include "service/text_backend.h"
 
 namespace qcoder::service {
 
 // What the loader hands the worker: the model, its prefix cache (may be null) and how to save the cache
-// at a clean shutdown (may be empty).
+// at a clean shutdown (may be empty); or, instead of a model, a remote backend (generations go to a
+// server) with the tokenizer the prompts are built with.
 struct loaded_engine {
   std::unique_ptr<engine::qwen3_next> model;
   std::unique_ptr<engine::prefix_cache> cache;
   std::function<result<void>(const engine::prefix_cache&)> save_cache;
+  std::unique_ptr<text_backend> remote;
+  std::shared_ptr<const engine::tokenizer> tokenizer;  // with `remote`
 };
 
 enum class model_state { loading, ready, failed, stopped };
@@ -36,7 +40,7 @@ class inference_worker {
  public:
   using loader_fn = std::function<result<loaded_engine>()>;
   using state_fn = std::function<void(model_state, const std::string& detail)>;  // called on the worker thread
-  using job_fn = std::function<void(engine::qwen3_next& model, engine::prefix_cache* cache)>;
+  using job_fn = std::function<void(loaded_engine& engine)>;
   using unavailable_fn = std::function<void(const error& why)>;
 
   // Starts the thread, which loads the model first. `on_state` hears loading → ready or failed.

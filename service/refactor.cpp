@@ -4,9 +4,12 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -179,6 +182,45 @@ unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& tas
   return p;
 }
 
+namespace {
+
+// A rewrite's generation limit: the unit's length and a quarter more, plus a little.
+std::int64_t rewrite_limit(const unit_prompt& prompt) {
+  const std::size_t code_tokens = prompt.unit_tokens - prompt.head_tokens;
+  return static_cast<std::int64_t>(code_tokens + code_tokens / 4 + 32);
+}
+
+std::vector<std::int64_t> unit_snapshots(const unit_prompt& prompt) {
+  return {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
+}
+
+}  // namespace
+
+result<relevance_answer> ask_relevance(const engine::tokenizer& tok, text_backend& backend, const unit_task& task) {
+  const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::question);
+  text_generation gen;
+  gen.prompt = prompt.ids;
+  gen.max_tokens = 2;
+  gen.sampling.greedy = true;
+  gen.stop = task.stop;
+  gen.snapshot_at = unit_snapshots(prompt);
+  std::string answer;
+  gen.on_text = [&](std::string_view piece) {
+    answer += piece;
+    return true;
+  };
+  QCODER_TRY(text_generated r, backend.generate(gen));
+  if (r.reason == engine::finish_reason::cancelled) return fail(errc::cancelled, "cancelled");
+  std::size_t at = 0;
+  while (at < answer.size() && std::isspace(static_cast<unsigned char>(answer[at]))) ++at;
+  relevance_answer out;
+  out.wanted = answer.size() >= at + 3 && (answer.compare(at, 3, "yes") == 0 || answer.compare(at, 3, "Yes") == 0 ||
+                                           answer.compare(at, 3, "YES") == 0);
+  out.prompt_tokens = r.prompt_tokens;
+  out.restored_tokens = r.restored_tokens;
+  return out;
+}
+
 // A rewrite in the batch: what turns its tokens into code.
 struct model_rewriter::flight {
   std::size_t id = 0;
@@ -187,52 +229,29 @@ struct model_rewriter::flight {
   fenced_reply reply;
 };
 
-model_rewriter::model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
-                               rewriter_options options)
-    : runner_(runner), model_(model), cache_(cache), options_(options), batch_(model) {
+model_rewriter::model_rewriter(const engine::tokenizer& tok, engine_backend& backend, rewriter_options options)
+    : tok_(tok), backend_(backend), options_(options), batch_(backend.model()) {
   options_.jobs = std::max<std::size_t>(1, options_.jobs);
 }
 
 model_rewriter::~model_rewriter() = default;
 
-result<relevance_answer> model_rewriter::concerns(const unit_task& task) {
-  const engine::tokenizer& tok = runner_.tokenizer();
-  const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::question);
-  engine::generation_request gen;
-  gen.prompt = prompt.ids;
-  gen.max_tokens = 2;
-  gen.sampling.greedy = true;
-  gen.cache = cache_;
-  gen.stop = task.stop;
-  gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
-  QCODER_TRY(engine::generation_result r, runner_.generate(model_, std::move(gen)));
-  if (r.reason == engine::finish_reason::cancelled) return fail(errc::cancelled, "cancelled");
-  QCODER_TRY(const std::string answer, tok.decode(r.tokens, /*skip_added=*/true));
-  std::size_t at = 0;
-  while (at < answer.size() && std::isspace(static_cast<unsigned char>(answer[at]))) ++at;
-  relevance_answer out;
-  out.wanted = answer.size() >= at + 3 && (answer.compare(at, 3, "yes") == 0 || answer.compare(at, 3, "Yes") == 0 ||
-                                           answer.compare(at, 3, "YES") == 0);
-  out.prompt_tokens = prompt.ids.size();
-  out.restored_tokens = r.prompt_tokens_restored;
-  return out;
-}
+result<relevance_answer> model_rewriter::concerns(const unit_task& task) { return ask_relevance(tok_, backend_, task); }
 
 result<void> model_rewriter::start(std::size_t id, const unit_task& task) {
-  const engine::tokenizer& tok = runner_.tokenizer();
+  const engine::tokenizer& tok = tok_;
   const unit_prompt prompt = build_unit_prompt(tok, task, prompt_tail::rewrite);
-  const std::size_t code_tokens = prompt.unit_tokens - prompt.head_tokens;
   engine::generation_request gen;
   gen.prompt = prompt.ids;
-  gen.max_tokens = static_cast<std::int64_t>(code_tokens + code_tokens / 4 + 32);
+  gen.max_tokens = rewrite_limit(prompt);
   gen.sampling.greedy = true;
-  gen.cache = cache_;
+  gen.cache = backend_.cache();
   gen.stop = task.stop;
-  gen.plan.snapshot_at = {static_cast<std::int64_t>(prompt.head_tokens), static_cast<std::int64_t>(prompt.unit_tokens)};
+  gen.plan.snapshot_at = unit_snapshots(prompt);
   gen.speculate = options_.speculate;
   gen.lookup.assign(prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.head_tokens),
                     prompt.ids.begin() + static_cast<std::ptrdiff_t>(prompt.unit_tokens));
-  runner_.add_stop_ids(model_, gen);
+  backend_.add_stop_ids(gen);
   auto f = std::make_unique<flight>(flight{id, task.code, prompt.ids.size(), fenced_reply(tok)});
   gen.on_token = [reply = &f->reply](std::int32_t token) { return reply->push(token); };
   QCODER_TRY(const std::size_t ticket, batch_.add(std::move(gen)));
@@ -268,6 +287,90 @@ result<std::vector<unit_rewriter::done>> model_rewriter::finish_some() {
       out.push_back({fl.id, std::move(answer)});
       flights_.erase(it);
     }
+  }
+  return out;
+}
+
+// What the rewrite threads hand back, under one lock.
+struct backend_rewriter::shared {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<done> finished;
+  std::optional<error> failure;
+};
+
+backend_rewriter::backend_rewriter(const engine::tokenizer& tok, text_backend& backend, rewriter_options options)
+    : tok_(tok), backend_(backend), options_(options), shared_(std::make_shared<shared>()) {
+  options_.jobs = std::max<std::size_t>(1, options_.jobs);
+}
+
+backend_rewriter::~backend_rewriter() { stop_all(); }
+
+void backend_rewriter::stop_all() {
+  for (auto& [id, r] : running_) r.stop->request_stop();
+  for (auto& [id, r] : running_) r.thread.join();
+  running_.clear();
+}
+
+result<relevance_answer> backend_rewriter::concerns(const unit_task& task) { return ask_relevance(tok_, backend_, task); }
+
+result<void> backend_rewriter::start(std::size_t id, const unit_task& task) {
+  const unit_prompt prompt = build_unit_prompt(tok_, task, prompt_tail::rewrite);
+  text_generation gen;
+  gen.prompt = prompt.ids;
+  gen.max_tokens = rewrite_limit(prompt);
+  gen.sampling.greedy = true;
+  gen.snapshot_at = unit_snapshots(prompt);
+  auto stop = std::make_shared<std::stop_source>();
+  gen.stop = stop->get_token();
+  // The thread gets copies: the task's texts may be gone before a stopped rewrite returns.
+  std::thread thread([this, id, gen = std::move(gen), original = std::string(task.code), task_stop = task.stop, stop,
+                      prompt_tokens = prompt.ids.size(), state = shared_]() mutable {
+    std::stop_callback forward(task_stop, [&stop] { stop->request_stop(); });
+    fenced_reply reply(tok_);
+    gen.on_text = [&reply](std::string_view piece) { return reply.push_text(piece); };
+    result<text_generated> r = backend_.generate(gen);
+    std::lock_guard lock(state->mutex);
+    if (!r) {
+      if (!state->failure) state->failure = r.take_error();
+    } else {
+      rewrite_answer answer;
+      answer.prompt_tokens = prompt_tokens;
+      answer.restored_tokens = r->restored_tokens;
+      answer.generated_tokens = r->generated_tokens;
+      if (r->reason == engine::finish_reason::cancelled) {
+        answer.cancelled = true;
+      } else {
+        answer.code = reply.code(original, r->reason, &answer.complete);
+      }
+      state->finished.push_back({id, std::move(answer)});
+    }
+    state->changed.notify_all();
+  });
+  running_.emplace(id, runner{std::move(thread), std::move(stop)});
+  return ok();
+}
+
+result<std::vector<unit_rewriter::done>> backend_rewriter::finish_some() {
+  if (running_.empty()) return std::vector<done>{};
+  std::vector<done> out;
+  {
+    std::unique_lock lock(shared_->mutex);
+    shared_->changed.wait(lock, [&] { return !shared_->finished.empty() || shared_->failure; });
+    if (shared_->failure) {
+      error why = *shared_->failure;
+      lock.unlock();
+      stop_all();
+      return why;
+    }
+    out = std::move(shared_->finished);
+    shared_->finished.clear();
+  }
+  for (const done& d : out) {
+    const auto it = running_.find(d.id);
+    if (it == running_.end()) continue;
+    it->second.thread.join();
+    running_.erase(it);
   }
   return out;
 }

@@ -27,11 +27,13 @@
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "context/document.h"
 #include "context/workspace_walk.h"
 #include "service/completion.h"
+#include "service/text_backend.h"
 
 namespace qcoder::service {
 
@@ -118,6 +120,10 @@ struct unit_prompt {
 enum class prompt_tail { question, rewrite };
 unit_prompt build_unit_prompt(const engine::tokenizer& tok, const unit_task& task, prompt_tail tail);
 
+// Asks `backend` whether the instruction concerns the unit (a yes/no answer of at most two tokens).
+// Error: cancelled when the task's stop fired, or the backend's.
+result<relevance_answer> ask_relevance(const engine::tokenizer& tok, text_backend& backend, const unit_task& task);
+
 struct rewriter_options {
   // Draft tokens from the unit itself (a rewrite mostly copies it), verified in one pass; the output is
   // the same either way.
@@ -126,12 +132,12 @@ struct rewriter_options {
   std::size_t jobs = 1;
 };
 
-// The model behind unit_rewriter, on the thread that owns it. A rewrite may generate the unit's length in
-// tokens and a quarter more (plus a little), greedy; `accept_incomplete` keeps an answer cut off there.
+// The local model behind unit_rewriter, on the thread that owns it. A rewrite may generate the unit's
+// length in tokens and a quarter more (plus a little), greedy.
 class model_rewriter final : public unit_rewriter {
  public:
-  model_rewriter(completion_service& runner, engine::qwen3_next& model, engine::prefix_cache* cache,
-                 rewriter_options options = {});
+  // `tok` and `backend` must outlive this.
+  model_rewriter(const engine::tokenizer& tok, engine_backend& backend, rewriter_options options = {});
   ~model_rewriter() override;
   result<relevance_answer> concerns(const unit_task& task) override;
   std::size_t capacity() const override { return options_.jobs; }
@@ -140,12 +146,37 @@ class model_rewriter final : public unit_rewriter {
 
  private:
   struct flight;
-  completion_service& runner_;
-  engine::qwen3_next& model_;
-  engine::prefix_cache* cache_;
+  const engine::tokenizer& tok_;
+  engine_backend& backend_;
   rewriter_options options_;
   engine::generation_batch batch_;
   std::map<std::size_t, std::unique_ptr<flight>> flights_;  // by the batch's ticket
+};
+
+// Any text_backend behind unit_rewriter (a remote server): the same prompts and limits as model_rewriter,
+// each rewrite one generation; with jobs > 1, that many run at once on threads of their own (the server
+// batches them), so `backend.generate` must be thread-safe then. No speculation (the server has its own).
+class backend_rewriter final : public unit_rewriter {
+ public:
+  backend_rewriter(const engine::tokenizer& tok, text_backend& backend, rewriter_options options = {});
+  ~backend_rewriter() override;  // waits for the rewrites in flight (they stop with their task's stop)
+  result<relevance_answer> concerns(const unit_task& task) override;
+  std::size_t capacity() const override { return options_.jobs; }
+  result<void> start(std::size_t id, const unit_task& task) override;
+  result<std::vector<done>> finish_some() override;
+
+ private:
+  struct shared;
+  struct runner {
+    std::thread thread;
+    std::shared_ptr<std::stop_source> stop;
+  };
+  void stop_all();  // stops and joins every rewrite thread
+  const engine::tokenizer& tok_;
+  text_backend& backend_;
+  rewriter_options options_;
+  std::shared_ptr<shared> shared_;
+  std::map<std::size_t, runner> running_;  // by rewrite id
 };
 
 struct refactor_options {

@@ -12,6 +12,7 @@
 #include "lsp/cli/command.h"
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
+#include "lsp/cli/remote_flags.h"
 #include "lsp/jsonrpc/connection.h"
 #include "lsp/server/server_session.h"
 #include "lsp/server/stream_transport.h"
@@ -54,6 +55,7 @@ int run_lsp(args_view args) {
   int debounce_ms = 150;
   model_flags model;
   prefix_cache_flags cache;
+  remote_flags remote;
   arg_parser parser("lsp [--stdio | --listen HOST:PORT]",
                     "Run the language server over stdin/stdout (what editors start). Exits with 0 after the\n"
                     "client's shutdown + exit, 1 when the input ends or exit comes without shutdown.");
@@ -64,12 +66,16 @@ int run_lsp(args_view args) {
       .option("debounce", "MS", "longest wait before a typed completion request starts (adaptive below it; 0: none)", &debounce_ms);
   model.add_to(parser);
   cache.add_to(parser);
+  remote.add_to(parser);
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
   if (debounce_ms < 0 || debounce_ms > 5000) return report_failure(fail(errc::invalid_argument, "--debounce: expected 0..5000 ms"));
   // What the command line set explicitly wins over the client's settings (flags keep their defaults otherwise).
   const bool experts_given = model.expert_cache_ram != "none";
   const bool cache_given = cache.size != "auto";
+  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty()) {
+    if (result<service::remote_options> checked = remote.options(); !checked) return report_failure(checked.err());
+  }
   result<std::uint64_t> cap = parse_size(max_message);
   if (!cap || *cap == 0) return report_failure(fail(errc::invalid_argument, "--max-message: expected a size like 64MiB"));
 
@@ -96,9 +102,10 @@ int run_lsp(args_view args) {
   }
   lsp::stream_transport transport(in_fd, out_fd, static_cast<std::size_t>(*cap));
   // The client's settings may name the model and its budgets; the command line's flags win.
-  const auto load = [&model, &cache, model_given = !model.model.empty(), experts_given, cache_given](
+  const auto load = [&model, &cache, &remote, model_given = !model.model.empty(), experts_given, cache_given](
                         const lsp::server_settings& settings) {
     model_flags m = model;
+    if (remote.enabled()) return remote.load(m);
     prefix_cache_flags c = cache;
     if (!model_given && !settings.model.empty()) m.model = settings.model;
     if (!experts_given && !settings.expert_cache_ram.empty()) m.expert_cache_ram = settings.expert_cache_ram;

@@ -17,6 +17,7 @@
 #include "lsp/cli/command.h"
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
+#include "lsp/cli/remote_flags.h"
 #include "service/atomic_file.h"
 #include "service/refactor.h"
 #include "service/text_diff.h"
@@ -75,6 +76,7 @@ class progress_line {
 
 int run_refactor(args_view args) {
   model_flags flags;
+  remote_flags remote;
   prefix_cache_flags cache_flags;
   service::refactor_options options;
   std::string workspace = ".";
@@ -87,6 +89,7 @@ int run_refactor(args_view args) {
                     "Prints a unified diff (--dry-run, the default) or writes the files (--apply), each one atomically.");
   flags.add_to(parser);
   cache_flags.add_to(parser);
+  remote.add_to(parser);
   parser.option("instruction", "TEXT", "what to change, e.g. \"rename `getUser` to `fetchUser`\"", &options.instruction)
       .option("workspace", "DIR", "the repository (default: the current folder)", &workspace)
       .repeated("include", "GLOB", "only files matching GLOB (e.g. '*.py', 'src/**'); repeatable", &options.walk.include)
@@ -105,6 +108,9 @@ int run_refactor(args_view args) {
             &options.accept_incomplete);
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
+  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty()) {
+    if (result<service::remote_options> checked = remote.options(); !checked) return report_failure(checked.err());
+  }
   if (apply && dry_run) return report_failure(fail(errc::invalid_argument, "--apply and --dry-run exclude each other"));
   if (options.instruction.empty()) return report_failure(fail(errc::invalid_argument, "--instruction is required"));
   if (max_files < 1) return report_failure(fail(errc::invalid_argument, "--max-files must be ≥ 1"));
@@ -115,13 +121,21 @@ int run_refactor(args_view args) {
   const fs::path root = fs::canonical(workspace, ec);
   if (ec || !fs::is_directory(root)) return report_failure(fail(errc::not_found, "--workspace {}: not a folder", workspace));
 
-  result<service::loaded_engine> loaded = load_engine(flags, cache_flags);
+  result<service::loaded_engine> loaded = remote.enabled() ? remote.load(flags) : load_engine(flags, cache_flags);
   if (!loaded) return report_failure(loaded.err());
-  result<std::unique_ptr<service::completion_service>> runner =
-      service::completion_service::create(loaded->model->weights_file().dir());
-  if (!runner) return report_failure(runner.err());
-  service::model_rewriter rewriter(**runner, *loaded->model, loaded->cache.get(),
-                                   {.speculate = !no_speculation, .jobs = static_cast<std::size_t>(jobs)});
+  const service::rewriter_options rewriting{.speculate = !no_speculation, .jobs = static_cast<std::size_t>(jobs)};
+  std::shared_ptr<const engine::tokenizer> tok = loaded->tokenizer;
+  std::optional<service::engine_backend> local;
+  std::unique_ptr<service::unit_rewriter> rewriter;
+  if (loaded->remote) {
+    rewriter = std::make_unique<service::backend_rewriter>(*tok, *loaded->remote, rewriting);
+  } else {
+    result<engine::tokenizer> loaded_tok = engine::tokenizer::load_model_dir(loaded->model->weights_file().dir());
+    if (!loaded_tok) return report_failure(loaded_tok.err());
+    tok = std::make_shared<const engine::tokenizer>(std::move(*loaded_tok));
+    local.emplace(tok, *loaded->model, loaded->cache.get());
+    rewriter = std::make_unique<service::model_rewriter>(*tok, *local, rewriting);
+  }
 
   // Ctrl-C: stop between units (a watcher turns the signal into a stop request).
   std::stop_source stop;
@@ -152,7 +166,7 @@ int run_refactor(args_view args) {
     changes.push_back(change);
     return ok();
   };
-  result<service::refactor_stats> stats = service::run_refactor(root, options, rewriter, callbacks, stop.get_token());
+  result<service::refactor_stats> stats = service::run_refactor(root, options, *rewriter, callbacks, stop.get_token());
   progress.finish();
   watcher.request_stop();
   if (!stats) return report_failure(stats.err());

@@ -14,6 +14,7 @@
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
 #include "serve/openai_server.h"
+#include "service/text_backend.h"
 
 namespace qcoder::cli {
 namespace {
@@ -93,11 +94,7 @@ int run_serve(args_view args) {
   if (!loaded_tok) return report_failure(loaded_tok.err());
   auto tok = std::make_shared<const engine::tokenizer>(std::move(*loaded_tok));
   // Any generation ends at the end of text or where the model starts a new part of the chat or FIM format.
-  std::vector<std::int32_t> stop_ids;
-  for (const char* text : {"<|endoftext|>", "<|im_end|>", "<|im_start|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>",
-                           "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"}) {
-    if (std::optional<engine::token_id> id = tok->find_token(text)) stop_ids.push_back(*id);
-  }
+  std::vector<std::int32_t> stop_ids = service::control_stop_ids(*tok);
   for (const std::int64_t id : config->eos_token_ids) stop_ids.push_back(static_cast<std::int32_t>(id));
 
   options.http.host = host;

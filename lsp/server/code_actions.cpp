@@ -268,12 +268,12 @@ void code_actions::post(std::shared_ptr<edit_job> job) {
   if (worker == nullptr) return job->failed(codes::request_failed, "the server is shutting down");
   const std::uint64_t progress_id = next_progress_++;
   worker->post(
-      [this, job, progress_id](engine::qwen3_next& model, engine::prefix_cache* cache) {
+      [this, job, progress_id](service::loaded_engine& engine) {
         if (job->stop.stop_requested()) return job->failed(codes::request_cancelled, "cancelled");
         context::prompt_options prompt;
         prompt.budget_tokens = job->context_tokens;
-        result<service::assistant*> assistant = host_.assistant(model, prompt);
-        if (!assistant) return job->failed(codes::request_failed, assistant.err().message);
+        result<model_host::job_tools> tools = host_.tools(engine, prompt);
+        if (!tools) return job->failed(codes::request_failed, tools.err().message);
 
         work_progress progress(rpc_, job->progress_token, job->server_progress, fmt::format("qcoder/edit/{}", progress_id));
         progress.begin(job->title, false);
@@ -281,12 +281,12 @@ void code_actions::post(std::shared_ptr<edit_job> job) {
         request.stop = job->stop;
         request.on_progress = [&](std::size_t generated) { progress.report(fmt::format("{} tokens", generated)); };
         host_.job_started();
-        result<service::edit_result> done = (*assistant)->edits->edit(model, cache, request);
+        result<service::edit_result> done = tools->assistant->edits->edit(*tools->backend, request);
         if (done) {
-          host_.job_finished(model, {done->prompt_tokens, done->restored_tokens, done->generated_tokens,
-                                     done->prefill_seconds, done->decode_seconds});
+          host_.job_finished(*tools->backend, {done->prompt_tokens, done->restored_tokens, done->generated_tokens,
+                                               done->prefill_seconds, done->decode_seconds});
         } else {
-          host_.job_finished(model, {});
+          host_.job_finished(*tools->backend, {}, &done.err());
         }
         progress.end(done ? "done" : "failed");
         if (!done) return job->failed(codes::request_failed, done.err().message);

@@ -187,7 +187,7 @@ void inline_completion::run(std::shared_ptr<job_input> in) {
     return;
   }
   worker->post(
-      [this, in](engine::qwen3_next& model, engine::prefix_cache* cache) {
+      [this, in](service::loaded_engine& engine) {
         in->timing.started = clock::now();
         const auto finish = [&] {
           in->timing.replied = clock::now();
@@ -199,9 +199,9 @@ void inline_completion::run(std::shared_ptr<job_input> in) {
         }
         context::prompt_options prompt;
         prompt.budget_tokens = in->settings.context_tokens;
-        result<service::assistant*> assistant = host_.assistant(model, prompt);
-        if (!assistant) {
-          in->reply->error(codes::request_failed, assistant.err().message);
+        result<model_host::job_tools> tools = host_.tools(engine, prompt);
+        if (!tools) {
+          in->reply->error(codes::request_failed, tools.err().message);
           return finish();
         }
         host_.job_started();
@@ -222,12 +222,12 @@ void inline_completion::run(std::shared_ptr<job_input> in) {
           }
           return true;
         };
-        result<service::completion_result> done = (*assistant)->completions->complete(model, cache, request);
+        result<service::completion_result> done = tools->assistant->completions->complete(*tools->backend, request);
         if (done) {
-          host_.job_finished(model, {done->prompt_tokens, done->restored_tokens, done->generated_tokens,
-                                     done->prefill_seconds, done->decode_seconds});
+          host_.job_finished(*tools->backend, {done->prompt_tokens, done->restored_tokens, done->generated_tokens,
+                                               done->prefill_seconds, done->decode_seconds});
         } else {
-          host_.job_finished(model, {});
+          host_.job_finished(*tools->backend, {}, &done.err());
         }
         if (!done) {
           in->reply->error(codes::request_failed, done.err().message);

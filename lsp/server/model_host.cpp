@@ -99,13 +99,32 @@ result<void> model_host::shutdown() {
   return w->shutdown();
 }
 
-result<service::assistant*> model_host::assistant(engine::qwen3_next& model, const context::prompt_options& prompt) {
+result<model_host::job_tools> model_host::tools(service::loaded_engine& engine, const context::prompt_options& prompt) {
+  if (!tokenizer_) {
+    if (engine.tokenizer) {
+      tokenizer_ = engine.tokenizer;
+    } else if (engine.model) {
+      QCODER_TRY(engine::tokenizer loaded, engine::tokenizer::load_model_dir(engine.model->weights_file().dir()));
+      tokenizer_ = std::make_shared<const engine::tokenizer>(std::move(loaded));
+    } else {
+      return fail(errc::internal, "the engine has neither a model nor a tokenizer");
+    }
+  }
   const bool stale = assistant_ && (assistant_->completions->prompt_options().budget_tokens != prompt.budget_tokens);
   if (!assistant_ || stale) {
     assistant_.reset();
-    QCODER_TRY(assistant_, service::assistant::create(model.weights_file().dir(), prompt));
+    QCODER_TRY(assistant_, service::assistant::create(tokenizer_, prompt));
   }
-  return assistant_.get();
+  job_tools out;
+  out.assistant = assistant_.get();
+  out.tokenizer = tokenizer_;
+  if (engine.remote) {
+    out.backend = engine.remote.get();
+  } else {
+    if (!local_) local_ = std::make_unique<service::engine_backend>(tokenizer_, *engine.model, engine.cache.get());
+    out.backend = out.local = local_.get();
+  }
+  return out;
 }
 
 void model_host::job_started() {
@@ -118,7 +137,25 @@ void model_host::job_started() {
   rpc_.notify("qcoder/status", status);
 }
 
-void model_host::job_finished(const engine::qwen3_next& model, const job_figures& f) {
+void model_host::job_finished(const service::text_backend& backend, const job_figures& f, const error* failed) {
+  if (failed != nullptr && failed->code == errc::unavailable) {
+    json status = {{"state", "offline"}, {"message", failed->message}};
+    {
+      std::lock_guard lock(mutex_);
+      status_ = status;
+    }
+    rpc_.notify("qcoder/status", status);
+    if (!offline_) {
+      rpc_.notify("window/showMessage", {{"type", 1}, {"message", "qcoder: " + failed->message +
+                                                                      ". Completions and edits resume when it answers again."}});
+    }
+    offline_ = true;
+    return;
+  }
+  if (offline_ && failed == nullptr) {
+    offline_ = false;
+    rpc_.notify("window/showMessage", {{"type", 3}, {"message", "qcoder: " + backend.where() + " answers again."}});
+  }
   json status = {{"state", "idle"}, {"promptTokens", f.prompt_tokens}, {"reusedPromptTokens", f.restored_tokens},
                  {"generatedTokens", f.generated_tokens}};
   if (f.prompt_tokens > 0) status["prefixReuse"] = static_cast<double>(f.restored_tokens) / static_cast<double>(f.prompt_tokens);
@@ -126,10 +163,7 @@ void model_host::job_finished(const engine::qwen3_next& model, const job_figures
   if (f.prefill_seconds > 0 && f.prompt_tokens > static_cast<std::size_t>(f.restored_tokens)) {
     status["prefillTokensPerSecond"] = static_cast<double>(f.prompt_tokens - static_cast<std::size_t>(f.restored_tokens)) / f.prefill_seconds;
   }
-  if (const engine::expert_store* experts = model.experts()) {
-    const engine::expert_layer_stats t = experts->totals();
-    if (t.hits + t.misses > 0) status["expertHitRate"] = static_cast<double>(t.hits) / static_cast<double>(t.hits + t.misses);
-  }
+  if (std::optional<double> rate = backend.expert_hit_rate()) status["expertHitRate"] = *rate;
   {
     std::lock_guard lock(mutex_);
     status["requests"] = ++jobs_done_;

@@ -50,12 +50,22 @@ class model_host {
   // Call before destroying what jobs refer to.
   void stop();
 
-  // Inference thread only (inside a job): the completion and edit services for the loaded model, made on
-  // first use and again when the prompt options change.
-  result<service::assistant*> assistant(engine::qwen3_next& model, const context::prompt_options& prompt);
+  // What a job works with: the completion and edit services, and the backend they generate on (the
+  // local model, or the remote server the loader set up).
+  struct job_tools {
+    service::assistant* assistant = nullptr;
+    service::text_backend* backend = nullptr;
+    service::engine_backend* local = nullptr;  // the backend, when it is the local model
+    std::shared_ptr<const engine::tokenizer> tokenizer;
+  };
+  // Inference thread only (inside a job): the tools for the loaded engine; the services are made on first
+  // use and again when the prompt options change.
+  result<job_tools> tools(service::loaded_engine& engine, const context::prompt_options& prompt);
   // Inference thread only: `qcoder/status` busy at a job's start, idle with its figures at its end.
+  // `failed`: why the job failed, when it did. A server that cannot be reached turns the status
+  // "offline" and tells the user (once per outage); the next job that gets through says it is back.
   void job_started();
-  void job_finished(const engine::qwen3_next& model, const job_figures& figures);
+  void job_finished(const service::text_backend& backend, const job_figures& figures, const error* failed = nullptr);
   // The last status sent (state, figures, expert cache), for `qcoder.status`.
   jsonrpc::json status() const;
 
@@ -70,7 +80,11 @@ class model_host {
   bool progress_ended_ = false;
   jsonrpc::json status_ = jsonrpc::json::object();
   std::uint64_t jobs_done_ = 0;
-  std::unique_ptr<service::assistant> assistant_;  // inference thread only
+  // Inference thread only:
+  std::shared_ptr<const engine::tokenizer> tokenizer_;
+  std::unique_ptr<service::assistant> assistant_;
+  std::unique_ptr<service::engine_backend> local_;
+  bool offline_ = false;  // the last job found the remote server down
   struct waiter {
     std::jthread thread;
     std::shared_ptr<std::atomic<bool>> done;

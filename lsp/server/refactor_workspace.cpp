@@ -101,13 +101,18 @@ void refactor_workspace::run(const json& params, jsonrpc::reply r) {
     service::inference_worker* worker = host_.worker();
     if (worker == nullptr) return reply->error(codes::request_failed, "the server is shutting down");
     worker->post(
-        [=, this](engine::qwen3_next& model, engine::prefix_cache* cache) {
+        [=, this](service::loaded_engine& engine) {
           if (reply->stop().stop_requested()) return reply->error(codes::request_cancelled, "cancelled");
-          result<service::assistant*> assistant = host_.assistant(model, {});
-          if (!assistant) return reply->error(codes::request_failed, assistant.err().message);
+          result<model_host::job_tools> tools = host_.tools(engine, {});
+          if (!tools) return reply->error(codes::request_failed, tools.err().message);
           work_progress progress(rpc_, client_token, may_create, fmt::format("qcoder/refactor/{}", progress_id));
           progress.begin("qcoder: refactor", false);
-          service::model_rewriter rewriter(*(*assistant)->completions, model, cache, {.jobs = jobs});
+          std::unique_ptr<service::unit_rewriter> rewriter;
+          if (tools->local != nullptr) {
+            rewriter = std::make_unique<service::model_rewriter>(*tools->tokenizer, *tools->local, service::rewriter_options{.jobs = jobs});
+          } else {
+            rewriter = std::make_unique<service::backend_rewriter>(*tools->tokenizer, *tools->backend, service::rewriter_options{.jobs = jobs});
+          }
           std::vector<service::file_change> changes;
           service::refactor_callbacks callbacks;
           callbacks.on_progress = [&](const service::refactor_stats& s, std::string_view path) {
@@ -119,10 +124,12 @@ void refactor_workspace::run(const json& params, jsonrpc::reply r) {
             return ok();
           };
           host_.job_started();
-          result<service::refactor_stats> stats = service::run_refactor(root, *options, rewriter, callbacks, reply->stop());
-          host_.job_finished(model, stats ? job_figures{stats->prompt_tokens, stats->restored_tokens,
-                                                                   stats->generated_tokens, 0, stats->seconds}
-                                          : job_figures{});
+          result<service::refactor_stats> stats = service::run_refactor(root, *options, *rewriter, callbacks, reply->stop());
+          rewriter.reset();
+          host_.job_finished(*tools->backend,
+                             stats ? job_figures{stats->prompt_tokens, stats->restored_tokens, stats->generated_tokens, 0, stats->seconds}
+                                   : job_figures{},
+                             stats ? nullptr : &stats.err());
           progress.end(stats ? fmt::format("{} files changed", changes.size()) : "failed");
           if (!stats) return reply->error(codes::request_failed, stats.err().message);
           if (stats->cancelled && reply->stop().stop_requested()) return reply->error(codes::request_cancelled, "cancelled");

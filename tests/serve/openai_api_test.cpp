@@ -76,7 +76,13 @@ TEST(OpenAiApi, EachBadFieldIsAClearErrorWithItsStatus) {
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"temperature", "hot"}}).param, "temperature");
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"n", 2}}).param, "n");
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"max_tokens", 0}}).param, "max_tokens");
-  EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stop", {"a", "b", "c", "d", "e"}}}).param, "stop");
+  json many = json::array();
+  for (std::size_t i = 0; i <= max_stop_strings; ++i) many.push_back("s" + std::to_string(i));
+  EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stop", many}}).param, "stop");
+  many.erase(many.begin());  // exactly the limit: accepted
+  api_request fine;
+  EXPECT_FALSE(parse(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stop", many}}, fine));
+  EXPECT_EQ(fine.stop.size(), max_stop_strings);
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stop", ""}}).param, "stop");
   EXPECT_EQ(error(endpoint::completions, {{"model", "tiny"}, {"prompt", "x"}, {"stream_options", {{"include_usage", true}}}}).param,
             "stream_options");

@@ -24,6 +24,7 @@ class CompletionTest : public ::testing::Test {
     ASSERT_TRUE(service) << service.err().message;
     service_ = std::move(service).value();
     cache_ = std::make_unique<engine::prefix_cache>(model_->config(), engine::prefix_cache_options{32u << 20});
+    backend_ = std::make_unique<engine_backend>(service_->shared_tokenizer(), *model_, cache_.get());
   }
   completion_request request(std::string text, std::size_t cursor) {
     completion_request r;
@@ -37,19 +38,20 @@ class CompletionTest : public ::testing::Test {
   std::unique_ptr<engine::qwen3_next> model_;
   std::unique_ptr<completion_service> service_;
   std::unique_ptr<engine::prefix_cache> cache_;
+  std::unique_ptr<engine_backend> backend_;
 };
 
 TEST_F(CompletionTest, AnEmptyBodyGetsAMultiLineCompletionThroughTheCache) {
   const std::string text = "def add(a, b):\n    \n\nprint(add(1, 2))\n";
   const std::size_t cursor = text.find("    \n") + 4;
-  auto first = service_->complete(*model_, cache_.get(), request(text, cursor));
+  auto first = service_->complete(*backend_, request(text, cursor));
   ASSERT_TRUE(first) << first.err().message;
   EXPECT_EQ(first->mode, context::completion_mode::multi_line) << first->reason;
   EXPECT_GT(first->prompt_tokens, 10u);
   EXPECT_GT(first->generated_tokens, 0u);
   EXPECT_EQ(first->restored_tokens, 0);
   // The same request again: the prompt is in the cache, and the output is the same (greedy).
-  auto again = service_->complete(*model_, cache_.get(), request(text, cursor));
+  auto again = service_->complete(*backend_, request(text, cursor));
   ASSERT_TRUE(again);
   EXPECT_EQ(again->restored_tokens, static_cast<std::int64_t>(again->prompt_tokens));
   EXPECT_EQ(again->items, first->items);
@@ -57,7 +59,7 @@ TEST_F(CompletionTest, AnEmptyBodyGetsAMultiLineCompletionThroughTheCache) {
 
 TEST_F(CompletionTest, InsideAStringNothingIsGenerated) {
   const std::string text = "name = \"hello world\"\n";
-  auto r = service_->complete(*model_, cache_.get(), request(text, text.find("world")));
+  auto r = service_->complete(*backend_, request(text, text.find("world")));
   ASSERT_TRUE(r) << r.err().message;
   EXPECT_EQ(r->mode, context::completion_mode::none);
   EXPECT_EQ(r->generated_tokens, 0u);
@@ -70,7 +72,7 @@ TEST_F(CompletionTest, CancellationAndThePartialCallbackStopGeneration) {
   stop.request_stop();
   completion_request cancelled = request(text, text.find("    \n") + 4);
   cancelled.stop = stop.get_token();
-  auto r = service_->complete(*model_, cache_.get(), cancelled);
+  auto r = service_->complete(*backend_, cancelled);
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->cancelled);
   EXPECT_TRUE(r->items.empty());
@@ -79,14 +81,14 @@ TEST_F(CompletionTest, CancellationAndThePartialCallbackStopGeneration) {
   bounded.max_tokens = 64;
   int calls = 0;
   bounded.on_partial = [&calls](const std::string&) { return ++calls < 2; };
-  auto partial = service_->complete(*model_, cache_.get(), bounded);
+  auto partial = service_->complete(*backend_, bounded);
   ASSERT_TRUE(partial);
   EXPECT_LE(calls, 2);
   EXPECT_LT(partial->generated_tokens, 64u);
 }
 
 TEST_F(CompletionTest, CursorPastTheEndIsAnError) {
-  auto r = service_->complete(*model_, cache_.get(), request("x = 1\n", 100));
+  auto r = service_->complete(*backend_, request("x = 1\n", 100));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.err().code, errc::invalid_argument);
 }

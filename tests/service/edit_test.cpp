@@ -150,9 +150,11 @@ class EditRun : public ::testing::Test {
     auto created = completion_service::create(model_dir);
     ASSERT_TRUE(created) << created.err().message;
     runner_ = std::move(created).value();
+    backend_ = std::make_unique<engine_backend>(runner_->shared_tokenizer(), *model_, nullptr);
   }
   std::unique_ptr<engine::qwen3_next> model_;
   std::unique_ptr<completion_service> runner_;
+  std::unique_ptr<engine_backend> backend_;
 };
 
 TEST_F(EditRun, ReplacesOnlyTheTargetRange) {
@@ -162,7 +164,7 @@ TEST_F(EditRun, ReplacesOnlyTheTargetRange) {
   r.accept_incomplete = true;  // a random model never closes its fence
   std::size_t progress = 0;
   r.on_progress = [&](std::size_t n) { progress = n; };
-  auto done = edits.edit(*model_, nullptr, r);
+  auto done = edits.edit(*backend_, r);
   ASSERT_TRUE(done) << done.err().message;
   EXPECT_FALSE(done->cancelled);
   EXPECT_GT(done->generated_tokens, 0u);
@@ -180,7 +182,7 @@ TEST_F(EditRun, AnIncompleteAnswerIsRefusedByDefaultAndCancellationIsReported) {
   edit_service edits(*runner_);
   edit_request r = request_for(edit_kind::complete_body, "pass");
   r.max_tokens = 4;
-  auto refused = edits.edit(*model_, nullptr, r);
+  auto refused = edits.edit(*backend_, r);
   if (refused) {
     // The random model happened to close the fence or end its turn within 4 tokens: then it is complete.
     EXPECT_TRUE(refused->complete);
@@ -190,7 +192,7 @@ TEST_F(EditRun, AnIncompleteAnswerIsRefusedByDefaultAndCancellationIsReported) {
   std::stop_source stop;
   stop.request_stop();
   r.stop = stop.get_token();
-  auto cancelled = edits.edit(*model_, nullptr, r);
+  auto cancelled = edits.edit(*backend_, r);
   ASSERT_TRUE(cancelled) << cancelled.err().message;
   EXPECT_TRUE(cancelled->cancelled);
   EXPECT_TRUE(cancelled->edits.empty());

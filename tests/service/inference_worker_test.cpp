@@ -40,8 +40,9 @@ TEST(InferenceWorker, LoadsInTheBackgroundAndRunsJobsInOrder) {
   std::latch done(3);
   for (int i = 0; i < 3; ++i) {
     worker.post(
-        [&order, &done, i](engine::qwen3_next& model, engine::prefix_cache* cache) {
-          EXPECT_NE(cache, nullptr);
+        [&order, &done, i](loaded_engine& e) {
+          EXPECT_NE(e.cache, nullptr);
+          engine::qwen3_next& model = *e.model;
           engine::sequence_state state = model.new_state(8);
           std::vector<float> logits(static_cast<std::size_t>(model.config().vocab_size));
           const std::int32_t tokens[] = {1, 2, 3};
@@ -68,7 +69,7 @@ TEST(InferenceWorker, FailedLoadRefusesQueuedAndLaterJobs) {
     return fail(errc::not_found, "no model here");
   });
   std::promise<std::string> refused_early;
-  worker.post([](engine::qwen3_next&, engine::prefix_cache*) { ADD_FAILURE() << "ran without a model"; },
+  worker.post([](loaded_engine&) { ADD_FAILURE() << "ran without a model"; },
               [&](const error& e) { refused_early.set_value(e.message); });
   release.set_value();
   EXPECT_NE(refused_early.get_future().get().find("no model here"), std::string::npos);
@@ -76,7 +77,7 @@ TEST(InferenceWorker, FailedLoadRefusesQueuedAndLaterJobs) {
   ASSERT_FALSE(ready);
   EXPECT_NE(ready.err().message.find("no model here"), std::string::npos);
   std::string later;
-  worker.post([](engine::qwen3_next&, engine::prefix_cache*) { ADD_FAILURE(); }, [&](const error& e) { later = e.message; });
+  worker.post([](loaded_engine&) { ADD_FAILURE(); }, [&](const error& e) { later = e.message; });
   EXPECT_NE(later.find("failed to load"), std::string::npos);
 }
 
@@ -93,13 +94,13 @@ TEST(InferenceWorker, ShutdownDrainsTheQueueAndSavesTheCache) {
       return e;
     });
     for (int i = 0; i < 4; ++i) {
-      worker.post([&ran](engine::qwen3_next&, engine::prefix_cache*) { ++ran; }, [](const error&) { ADD_FAILURE(); });
+      worker.post([&ran](loaded_engine&) { ++ran; }, [](const error&) { ADD_FAILURE(); });
     }
     EXPECT_TRUE(worker.shutdown());
     EXPECT_EQ(ran.load(), 4);
     EXPECT_EQ(saved.load(), 1);
     std::string refused;
-    worker.post([](engine::qwen3_next&, engine::prefix_cache*) { ADD_FAILURE(); }, [&](const error& e) { refused = e.message; });
+    worker.post([](loaded_engine&) { ADD_FAILURE(); }, [&](const error& e) { refused = e.message; });
     EXPECT_NE(refused.find("shutting down"), std::string::npos);
   }
   EXPECT_EQ(saved.load(), 1);  // the destructor after shutdown does not save again
@@ -120,8 +121,8 @@ TEST(InferenceWorker, DestructionWithoutShutdownRefusesQueuedJobsAndDoesNotSave)
       };
       return e;
     });
-    worker.post([](engine::qwen3_next&, engine::prefix_cache*) {}, [&refused](const error&) { ++refused; });
-    worker.post([](engine::qwen3_next&, engine::prefix_cache*) {}, [&refused](const error&) { ++refused; });
+    worker.post([](loaded_engine&) {}, [&refused](const error&) { ++refused; });
+    worker.post([](loaded_engine&) {}, [&refused](const error&) { ++refused; });
     release.set_value();
     // The destructor may find the jobs queued (refused) or already run; either way none is lost silently.
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -17,6 +18,7 @@
 
 #include "lsp/server/server_session.h"
 #include "tests/support/tiny_engine.h"
+#include "tests/support/tiny_server.h"
 
 namespace qcoder::lsp::testing {
 
@@ -26,7 +28,22 @@ using namespace std::chrono_literals;
 inline const std::filesystem::path tiny_model_dir =
     std::filesystem::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next" / "bf16";
 
-inline result<service::loaded_engine> load_tiny() { return testing_support::load_tiny_engine(32u << 20); }
+// With QCODER_TEST_BACKEND=remote, every session sends its prompts through the remote backend to one
+// `qcoder serve` on the tiny model, started in this process on a loopback port: the same suites then check
+// the language server over a remote server (ctest's lsp_remote_backend).
+inline bool remote_backend_mode() {
+  const char* mode = std::getenv("QCODER_TEST_BACKEND");
+  return mode != nullptr && std::string_view(mode) == "remote";
+}
+
+inline result<service::loaded_engine> load_tiny() {
+  if (remote_backend_mode()) {
+    static const result<std::unique_ptr<testing_support::tiny_server>> server = testing_support::tiny_server::start();
+    if (!server) return server.err();
+    return testing_support::load_remote_engine((*server)->url());
+  }
+  return testing_support::load_tiny_engine(32u << 20);
+}
 
 class test_client {
  public:
@@ -35,12 +52,15 @@ class test_client {
 
   // `gate`: the model load waits for it (to line requests up before the model is ready).
   explicit test_client(session_options options = {}, std::shared_future<void> gate = {})
+      : test_client(std::move(options), std::move(gate), [] { return load_tiny(); }) {}
+  // With a loader of the test's own (a remote engine pointed at a scripted server).
+  test_client(session_options options, std::shared_future<void> gate, std::function<result<service::loaded_engine>()> load)
       : gate_(std::move(gate)),
         session_([this](std::string body) { on_sent(std::move(body)); },
-                 [this](const server_settings& s) {
+                 [this, load = std::move(load)](const server_settings& s) {
                    loaded_settings = s;
                    if (gate_.valid()) gate_.wait();
-                   return load_tiny();
+                   return load();
                  },
                  std::move(options)) {}
 
