@@ -293,6 +293,9 @@ result<remote_result> remote_completions::stream(const remote_request& request,
         out.finish_reason = "cancelled";
       } else if (cutter.stopped()) {
         out.finish_reason = "stop";
+      } else if (!reader.done() && !reply.content_type.starts_with("text/event-stream")) {
+        return fail(errc::parse_error, "the server at {} answered {} instead of a stream of events",
+                    server_.text(), reply.content_type.empty() ? "without a Content-Type" : reply.content_type);
       } else if (!reader.done()) {
         return fail(errc::unavailable, "the stream from {} was cut off before its end", server_.text());
       } else if (!reader.flush()) {

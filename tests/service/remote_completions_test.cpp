@@ -350,6 +350,32 @@ TEST(RemoteCompletions, AStreamWithoutItsEndIsCutOff) {
   EXPECT_TRUE(contains(done.err().message, "cut off")) << done.err().message;
 }
 
+TEST(RemoteCompletions, AWholeReplyInsteadOfAStreamIsAParseError) {
+  scripted_server server([](const http::request&, http::responder reply) {
+    reply.send(200, "application/json", R"({"choices":[{"index":0,"text":"x","finish_reason":"stop"}]})");
+  });
+  auto client = client_of(server);
+  ASSERT_TRUE(client);
+  collected got;
+  auto done = client->stream({.prompt = "p"}, got.sink());
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.err().code, errc::parse_error);
+  EXPECT_TRUE(contains(done.err().message, "application/json instead of a stream")) << done.err().message;
+}
+
+TEST(RemoteCompletions, AnEventThatIsNotJsonIsAParseError) {
+  scripted_server server([](const http::request&, http::responder reply) {
+    stream_events(reply, {text_event("ok"), "data: <html>oops</html>\n\n", std::string(done_event)});
+  });
+  auto client = client_of(server);
+  ASSERT_TRUE(client);
+  collected got;
+  auto done = client->stream({.prompt = "p"}, got.sink());
+  ASSERT_FALSE(done);
+  EXPECT_EQ(done.err().code, errc::parse_error);
+  EXPECT_TRUE(contains(done.err().message, "<html>oops</html>")) << done.err().message;
+}
+
 TEST(RemoteCompletions, OnTextFalseClosesTheStream) {
   std::promise<bool> disconnected;
   scripted_server server([&](const http::request&, http::responder reply) {
