@@ -252,12 +252,7 @@ http::header_list remote_completions::headers() const {
   return {{"Authorization", "Bearer " + options_.api_key}};
 }
 
-result<std::string> remote_completions::model(std::stop_token stop) {
-  if (!options_.model.empty()) return options_.model;
-  {
-    std::lock_guard lock(model_mutex_);
-    if (!model_.empty()) return model_;
-  }
+result<void> remote_completions::ask_models(std::stop_token stop) {
   QCODER_TRY(http::client_reply reply, http::send(server_, "GET", "/models", headers(), "", nullptr, stop, options_.http));
   if (reply.status < 200 || reply.status >= 300) return reply_error(reply, 1);
   const json list = json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
@@ -265,12 +260,43 @@ result<std::string> remote_completions::model(std::stop_token stop) {
   if (!data || !data->is_array()) {
     return fail(errc::parse_error, "GET {}/models did not answer a model list: {}", server_.text(), excerpt(reply.body));
   }
-  if (data->empty() || !(*data)[0].is_object() || !(*data)[0].contains("id") || !(*data)[0]["id"].is_string()) {
-    return fail(errc::parse_error, "the server at {} lists no model; give one", server_.text());
-  }
   std::lock_guard lock(model_mutex_);
-  if (model_.empty()) model_ = (*data)[0]["id"].get<std::string>();
-  return model_;
+  models_asked_ = true;
+  for (const json& m : *data) {
+    if (!m.is_object() || !m.contains("id") || !m["id"].is_string()) continue;
+    const std::string id = m["id"].get<std::string>();
+    if (first_model_.empty()) first_model_ = id;
+    // vLLM and `qcoder serve` say how long a sequence may be; others do not.
+    if (const auto len = m.find("max_model_len"); len != m.end() && len->is_number_integer() && len->get<std::int64_t>() > 0) {
+      context_tokens_[id] = len->get<std::int64_t>();
+    }
+  }
+  return ok();
+}
+
+result<std::string> remote_completions::model(std::stop_token stop) {
+  if (!options_.model.empty()) return options_.model;
+  {
+    std::lock_guard lock(model_mutex_);
+    if (!first_model_.empty()) return first_model_;
+  }
+  QCODER_CHECK(ask_models(stop));
+  std::lock_guard lock(model_mutex_);
+  if (first_model_.empty()) return fail(errc::parse_error, "the server at {} lists no model; give one", server_.text());
+  return first_model_;
+}
+
+std::optional<std::int64_t> remote_completions::context_tokens(std::stop_token stop) {
+  result<std::string> name = model(stop);
+  if (!name) return std::nullopt;
+  std::unique_lock lock(model_mutex_);
+  if (!models_asked_) {
+    lock.unlock();
+    if (!ask_models(stop)) return std::nullopt;  // asked again next time
+    lock.lock();
+  }
+  const auto it = context_tokens_.find(*name);
+  return it == context_tokens_.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
 }
 
 result<remote_result> remote_completions::stream(const remote_request& request,

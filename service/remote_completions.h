@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -68,6 +69,10 @@ class remote_completions {
   // remembered. Errors: unavailable, parse_error, invalid_argument (a rejected key), cancelled.
   result<std::string> model(std::stop_token stop = {});
 
+  // How many tokens a sequence may hold on the server (prompt and output), when its model list says
+  // (vLLM's and qcoder's `max_model_len`); nullopt when it does not or cannot be asked now.
+  std::optional<std::int64_t> context_tokens(std::stop_token stop = {});
+
   // Streams one completion: on_text gets each piece of text (never empty) as it comes; returning false ends
   // the stream (the connection closes; finish_reason "cancelled", not an error).
   // Errors: cancelled (the stop token fired), unavailable (unreachable, busy after max_attempts, a 5xx, a
@@ -82,12 +87,16 @@ class remote_completions {
       : options_(std::move(options)), server_(std::move(server)) {}
 
   http::header_list headers() const;
+  // GET {base}/models: remembers the first id and each model's context length.
+  result<void> ask_models(std::stop_token stop);
   error reply_error(const http::client_reply& reply, int attempts) const;
 
   const remote_options options_;
   const http::endpoint server_;
-  std::mutex model_mutex_;  // guards model_
-  std::string model_;
+  std::mutex model_mutex_;  // guards the three below
+  bool models_asked_ = false;
+  std::string first_model_;
+  std::map<std::string, std::int64_t, std::less<>> context_tokens_;
 };
 
 }  // namespace qcoder::service

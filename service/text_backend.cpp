@@ -8,9 +8,14 @@
 namespace qcoder::service {
 namespace {
 
-// The control tokens that end a generation, by text (their ids differ between checkpoints).
-constexpr const char* control_stops[] = {"<|endoftext|>", "<|fim_pad|>",    "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>",
-                                         "<|fim_suffix|>", "<|fim_middle|>", "<|im_end|>",   "<|im_start|>"};
+// The control tokens that end a generation, by text (their ids differ between checkpoints). The ones a
+// model usually ends with come first: a server may be given only the first few as stop strings.
+constexpr const char* control_stops[] = {"<|endoftext|>", "<|im_end|>",     "<|file_sep|>",   "<|fim_prefix|>", "<|im_start|>",
+                                         "<|fim_pad|>",   "<|repo_name|>", "<|fim_suffix|>", "<|fim_middle|>"};
+
+// Tokens a server's count of a prompt may exceed ours by: it tokenizes the text again, and merges across
+// the places where we encoded pieces apart may differ.
+constexpr std::int64_t retokenize_margin = 16;
 
 }  // namespace
 
@@ -96,6 +101,16 @@ result<text_generated> remote_backend::generate(const text_generation& request) 
   remote_request remote;
   remote.prompt = std::move(prompt);
   remote.max_tokens = request.max_tokens;
+  // A server refuses a request whose prompt and output do not fit its context; the local engine has no
+  // such limit but memory, so long limits (an edit's) are cut to what the server holds.
+  if (std::optional<std::int64_t> context = client_->context_tokens(request.stop)) {
+    const std::int64_t room = *context - static_cast<std::int64_t>(request.prompt.size()) - retokenize_margin;
+    if (room < 1) {
+      return fail(errc::invalid_argument, "the prompt ({} tokens) does not fit the context of the model at {} ({} tokens)",
+                  request.prompt.size(), client_->server().text(), *context);
+    }
+    remote.max_tokens = std::min(remote.max_tokens, room);
+  }
   remote.greedy = request.sampling.greedy;
   remote.temperature = request.sampling.temperature;
   remote.top_p = request.sampling.top_p;

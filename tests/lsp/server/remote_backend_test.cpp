@@ -37,7 +37,7 @@ TEST(RemoteBackend, AServerThatDiesMidRequestIsReportedAndTheServerRecoversWhenI
     if (request.path != "/v1/completions") return reply.send(404, "application/json", "{}");
     ++completions;
     reply.begin_stream(200);
-    reply.write("data: {\"choices\":[{\"index\":0,\"text\":\"return a + b\",\"finish_reason\":null}]}\n\n");
+    reply.write("data: {\"choices\":[{\"index\":0,\"text\":\"return a + b\\n\",\"finish_reason\":null}]}\n\n");
     std::lock_guard lock(mutex);
     hanging.push_back(std::move(reply));
   });
