@@ -216,7 +216,7 @@ class stream_reader {
 std::string request_body(const remote_request& request, const std::string& model) {
   json body = {
       {"model", model},
-      {"prompt", request.prompt},
+      {"prompt", request.prompt_ids.empty() ? json(request.prompt) : json(request.prompt_ids)},
       {"max_tokens", request.max_tokens},
       {"stream", true},
       {"stream_options", {{"include_usage", true}}},

@@ -36,6 +36,9 @@ struct remote_options {
 
 struct remote_request {
   std::string prompt;  // raw text, control tokens spelled out (FIM prompts)
+  // Or the prompt as token ids (the OpenAI API's array-of-integers form), sent instead when not empty: the
+  // server then sees exactly these tokens, with no second tokenization.
+  std::vector<std::int32_t> prompt_ids;
   std::int64_t max_tokens = 128;
   bool greedy = true;  // temperature 0
   float temperature = 0.8f, top_p = 0.95f;  // when not greedy

@@ -2,6 +2,7 @@
 #include "service/text_backend.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "engine/tokenizer/stream_decoder.h"
 
@@ -16,6 +17,44 @@ constexpr const char* control_stops[] = {"<|endoftext|>", "<|im_end|>",     "<|f
 // Tokens a server's count of a prompt may exceed ours by: it tokenizes the text again, and merges across
 // the places where we encoded pieces apart may differ.
 constexpr std::int64_t retokenize_margin = 16;
+
+// Drops the added tokens' texts from a server's stream, as the local decoder leaves the tokens out: a
+// server may spell out the control tokens it generates (ours does; vLLM does for the ones not marked
+// special). Text that may still become one is held back until the next piece decides.
+class added_text_filter {
+ public:
+  explicit added_text_filter(const engine::tokenizer& tok) {
+    for (const engine::added_token& t : tok.added_tokens()) {
+      if (!t.content.empty()) texts_.push_back(t.content);
+    }
+  }
+  // The text that can go out now.
+  std::string push(std::string_view piece) {
+    pending_ += piece;
+    for (const std::string& t : texts_) {
+      for (std::size_t at; (at = pending_.find(t)) != std::string::npos;) pending_.erase(at, t.size());
+    }
+    std::size_t keep = pending_.size();
+    for (const std::string& t : texts_) {
+      // The longest tail of pending_ that starts one of the texts.
+      for (std::size_t n = std::min(t.size() - 1, pending_.size()); n > 0; --n) {
+        if (pending_.compare(pending_.size() - n, n, t, 0, n) == 0) {
+          keep = std::min(keep, pending_.size() - n);
+          break;
+        }
+      }
+    }
+    std::string out = pending_.substr(0, keep);
+    pending_.erase(0, keep);
+    return out;
+  }
+  // What was held back, at the end of the stream.
+  std::string finish() { return std::exchange(pending_, {}); }
+
+ private:
+  std::vector<std::string> texts_;
+  std::string pending_;
+};
 
 }  // namespace
 
@@ -89,17 +128,21 @@ std::optional<double> engine_backend::expert_hit_rate() const {
   return static_cast<double>(t.hits) / static_cast<double>(t.hits + t.misses);
 }
 
-remote_backend::remote_backend(std::shared_ptr<const engine::tokenizer> tok, std::unique_ptr<remote_completions> client)
-    : tok_(std::move(tok)), client_(std::move(client)) {
+remote_backend::remote_backend(std::shared_ptr<const engine::tokenizer> tok, std::unique_ptr<remote_completions> client,
+                               remote_prompt form)
+    : tok_(std::move(tok)), client_(std::move(client)), form_(form) {
   for (const char* text : control_stops) stop_texts_.emplace_back(text);
 }
 
 std::string remote_backend::where() const { return client_->server().text(); }
 
 result<text_generated> remote_backend::generate(const text_generation& request) {
-  QCODER_TRY(std::string prompt, tok_->decode(request.prompt, /*skip_added=*/false));
   remote_request remote;
-  remote.prompt = std::move(prompt);
+  if (form_ == remote_prompt::tokens) {
+    remote.prompt_ids = request.prompt;
+  } else {
+    QCODER_TRY(remote.prompt, tok_->decode(request.prompt, /*skip_added=*/false));
+  }
   remote.max_tokens = request.max_tokens;
   // A server refuses a request whose prompt and output do not fit its context; the local engine has no
   // such limit but memory, so long limits (an edit's) are cut to what the server holds.
@@ -118,15 +161,20 @@ result<text_generated> remote_backend::generate(const text_generation& request) 
   remote.stop = stop_texts_;
   bool told_to_stop = false;
   std::size_t deltas = 0;
+  added_text_filter added(*tok_);
   result<remote_result> done = client_->stream(
       remote,
       [&](std::string_view text) {
         ++deltas;
-        if (!request.on_text || request.on_text(text)) return true;
+        const std::string shown = added.push(text);
+        if (!request.on_text || request.on_text(shown)) return true;
         told_to_stop = true;
         return false;
       },
       request.stop);
+  if (done && !told_to_stop && request.on_text) {
+    if (const std::string rest = added.finish(); !rest.empty()) request.on_text(rest);
+  }
   text_generated out;
   out.prompt_tokens = request.prompt.size();
   if (!done && done.err().code == errc::cancelled) {

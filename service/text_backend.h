@@ -4,9 +4,13 @@
 // output as text and post-process it themselves, so everything but the forward passes stays local and
 // behaves the same over either backend.
 //
-// A remote prompt is the ids decoded back to text with the control tokens spelled out (the raw FIM or chat
-// prompt); the server tokenizes it again. One difference follows: a control token's text inside the user's
-// own code ("<|im_end|>" in a string literal) is plain text locally but a control token to most servers.
+// A remote prompt goes as token ids by default (the OpenAI API's array-of-integers prompt, which vLLM,
+// SGLang, llama-server and `qcoder serve` take): the server sees exactly the tokens the local model would,
+// so a greedy answer is the same, and a control token's text inside the user's own code ("<|im_start|>"
+// in a string literal) stays text. For a server that does not take ids, or runs another tokenizer, the
+// prompt can go as text instead: the ids decoded back with the control tokens spelled out (the raw FIM
+// or chat prompt), tokenized again by the server; the tokens may then differ where we encoded pieces
+// apart, and control-token texts in the code become control tokens.
 //
 // Thread-safety: an engine_backend belongs to the inference thread that owns its model. A remote_backend's
 // generate() may run on several threads at once (each call is its own connection).
@@ -36,7 +40,8 @@ struct text_generation {
   engine::sampling_params sampling;
   // Called as the output grows, with the new text (control tokens never in it); return false to stop.
   // Locally once per token (the piece is empty while a character is incomplete), remotely once per text
-  // delta the server sends (usually a token each).
+  // delta the server sends (usually a token each; empty while what may be a control token's text is held
+  // back). Added tokens are left out either way.
   std::function<bool(std::string_view piece)> on_text;
   std::stop_token stop;
   // Local only: where the prefix cache should keep snapshots, and speculative decoding by prompt lookup.
@@ -99,9 +104,12 @@ class engine_backend final : public text_backend {
   std::optional<engine::sequence_state> state_;  // grown as prompts need; the prefix cache overwrites it
 };
 
+enum class remote_prompt { tokens, text };
+
 class remote_backend final : public text_backend {
  public:
-  remote_backend(std::shared_ptr<const engine::tokenizer> tok, std::unique_ptr<remote_completions> client);
+  remote_backend(std::shared_ptr<const engine::tokenizer> tok, std::unique_ptr<remote_completions> client,
+                 remote_prompt form = remote_prompt::tokens);
 
   result<text_generated> generate(const text_generation& request) override;
   std::string where() const override;
@@ -110,6 +118,7 @@ class remote_backend final : public text_backend {
  private:
   std::shared_ptr<const engine::tokenizer> tok_;
   std::unique_ptr<remote_completions> client_;
+  remote_prompt form_;
   std::vector<std::string> stop_texts_;  // the control tokens' texts: stop strings for the server
 };
 

@@ -73,7 +73,7 @@ int run_lsp(args_view args) {
   // What the command line set explicitly wins over the client's settings (flags keep their defaults otherwise).
   const bool experts_given = model.expert_cache_ram != "none";
   const bool cache_given = cache.size != "auto";
-  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty()) {
+  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty() || remote.prompt_form != "tokens") {
     if (result<service::remote_options> checked = remote.options(); !checked) return report_failure(checked.err());
   }
   result<std::uint64_t> cap = parse_size(max_message);

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/model_locator.h"
+#include "http/client.h"
 
 namespace qcoder::cli {
 
@@ -19,15 +20,25 @@ void remote_flags::add_to(arg_parser& parser) {
       .option("remote-model", "NAME", "with --backend: the model name to ask for (default: the first the server lists)",
               &remote_model)
       .option("remote-timeout", "S", "with --backend: longest silence from the server within a request (default 60)",
-              &timeout_seconds);
+              &timeout_seconds)
+      .option("remote-prompt", "FORM",
+              "with --backend: send prompts as 'tokens' (ids: exactly what the local model would see; the\n"
+              "                     default) or as 'text' (for a server that takes no ids or has another tokenizer)",
+              &prompt_form);
 }
 
 result<service::remote_options> remote_flags::options() const {
   if (!enabled()) {
-    if (!api_key_env.empty() || !remote_model.empty()) {
-      return fail(errc::invalid_argument, "--api-key-env and --remote-model go with --backend URL");
+    if (!api_key_env.empty() || !remote_model.empty() || prompt_form != "tokens") {
+      return fail(errc::invalid_argument, "--api-key-env, --remote-model and --remote-prompt go with --backend URL");
     }
     return fail(errc::invalid_argument, "no --backend given");
+  }
+  if (result<http::endpoint> url = http::parse_endpoint(backend); !url) {
+    return fail(errc::invalid_argument, "--backend: {}", url.err().message);
+  }
+  if (prompt_form != "tokens" && prompt_form != "text") {
+    return fail(errc::invalid_argument, "--remote-prompt {}: expected tokens or text", prompt_form);
   }
   if (timeout_seconds < 1 || timeout_seconds > 3600) return fail(errc::invalid_argument, "--remote-timeout: expected 1..3600 seconds");
   service::remote_options out;
@@ -61,7 +72,8 @@ result<service::loaded_engine> remote_flags::load(const model_flags& model) cons
   }
   service::loaded_engine out;
   out.tokenizer = shared;
-  out.remote = std::make_unique<service::remote_backend>(shared, std::move(client));
+  out.remote = std::make_unique<service::remote_backend>(
+      shared, std::move(client), prompt_form == "text" ? service::remote_prompt::text : service::remote_prompt::tokens);
   return out;
 }
 

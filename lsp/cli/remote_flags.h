@@ -1,4 +1,5 @@
-// The remote backend's flags (--backend URL, --api-key-env VAR, --remote-model NAME, --remote-timeout S)
+// The remote backend's flags (--backend URL, --api-key-env VAR, --remote-model NAME, --remote-timeout S,
+// --remote-prompt tokens|text)
 // of the commands that can send their prompts to an OpenAI-compatible server instead of the local model
 // (`lsp`, `refactor`), and the engine they make: the local tokenizer (prompts are built here) and a client
 // for the server. Not thread-safe; used on the main thread at start-up.
@@ -17,6 +18,7 @@ struct remote_flags {
   std::string api_key_env;  // the variable holding the API key
   std::string remote_model; // empty: the first model the server lists
   int timeout_seconds = 60; // longest silence from the server within a request
+  std::string prompt_form = "tokens";  // how prompts go: "tokens" (ids) or "text"
 
   void add_to(arg_parser& parser);
   bool enabled() const { return !backend.empty(); }

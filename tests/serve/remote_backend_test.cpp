@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "http/server.h"
 #include "service/completion.h"
 #include "service/edit.h"
 #include "service/refactor.h"
@@ -224,6 +225,62 @@ TEST_F(RemoteBackend, ACancelledCompletionClosesItsStream) {
   auto cancelled = remote_.remote->generate(gen);
   ASSERT_TRUE(cancelled) << cancelled.err().message;
   EXPECT_EQ(cancelled->reason, engine::finish_reason::cancelled);
+}
+
+TEST_F(RemoteBackend, APromptSentAsTextIsTheTextOfItsTokens) {
+  // As text, the server tokenizes the prompt again: the answer is the one to the re-encoded text, which the
+  // id form then reproduces exactly.
+  auto as_text = testing_support::load_remote_engine(server_->url(), {}, remote_prompt::text);
+  ASSERT_TRUE(as_text) << as_text.err().message;
+  const engine::tokenizer& tok = *remote_.tokenizer;
+  std::vector<std::int32_t> pieces = tok.encode_prompt("<|im_start|>user\nInstruction: ");
+  for (const std::int32_t id : tok.encode_text("rename `get_user` everywhere\n")) pieces.push_back(id);
+  auto text = tok.decode(pieces);
+  ASSERT_TRUE(text) << text.err().message;
+  ASSERT_NE(tok.encode_prompt(*text), pieces);  // encoded apart, the pieces meet differently: the forms differ
+  const auto answer = [](text_backend& backend, std::vector<std::int32_t> prompt) {
+    text_generation gen;
+    gen.prompt = std::move(prompt);
+    gen.max_tokens = 12;
+    std::string out;
+    gen.on_text = [&](std::string_view piece) {
+      out += piece;
+      return true;
+    };
+    auto done = backend.generate(gen);
+    EXPECT_TRUE(done) << done.err().message;
+    return out;
+  };
+  const std::string sent_as_text = answer(*as_text->remote, pieces);
+  EXPECT_FALSE(sent_as_text.empty());
+  EXPECT_EQ(sent_as_text, answer(*remote_.remote, tok.encode_prompt(*text)));
+}
+
+TEST_F(RemoteBackend, AddedTokensSpelledOutByTheServerAreLeftOutLikeLocally) {
+  // A server that spells out control tokens, split across its events, around ordinary text.
+  ASSERT_TRUE(remote_.tokenizer->find_token("<|quad_end|>"));
+  ASSERT_TRUE(remote_.tokenizer->find_token("<|vision_pad|>"));
+  auto scripted = http::server::start({.port = 0}, [](http::request, http::responder reply) {
+    reply.begin_stream(200);
+    for (const char* piece : {"a<|quad", "_end|>b<", "x", "<|vision_pad|>", "<|vis"}) {
+      reply.write(fmt::format("data: {}\n\n", nlohmann::json{{"choices", {{{"index", 0}, {"text", piece}, {"finish_reason", nullptr}}}}}.dump()));
+    }
+    reply.write("data: [DONE]\n\n");
+    reply.end();
+  });
+  ASSERT_TRUE(scripted) << scripted.err().message;
+  auto engine = testing_support::load_remote_engine(fmt::format("http://127.0.0.1:{}/v1", (*scripted)->port()), {.model = "tiny"});
+  ASSERT_TRUE(engine) << engine.err().message;
+  text_generation gen;
+  gen.prompt = engine->tokenizer->encode_text("x");
+  std::string text;
+  gen.on_text = [&](std::string_view piece) {
+    text += piece;
+    return true;
+  };
+  auto done = engine->remote->generate(gen);
+  ASSERT_TRUE(done) << done.err().message;
+  EXPECT_EQ(text, "ab<x<|vis");  // a tail that never became a control token is text after all
 }
 
 }  // namespace

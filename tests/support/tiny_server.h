@@ -65,7 +65,8 @@ class tiny_server {
 };
 
 // An engine whose generations go to `url`, with the tiny model's tokenizer (what `--backend URL` loads).
-inline result<service::loaded_engine> load_remote_engine(const std::string& url, service::remote_options options = {}) {
+inline result<service::loaded_engine> load_remote_engine(const std::string& url, service::remote_options options = {},
+                                                        service::remote_prompt form = service::remote_prompt::tokens) {
   QCODER_TRY(engine::tokenizer tok, engine::tokenizer::load_model_dir(tiny_model_root / "bf16"));
   auto shared = std::make_shared<const engine::tokenizer>(std::move(tok));
   options.url = url;
@@ -73,7 +74,7 @@ inline result<service::loaded_engine> load_remote_engine(const std::string& url,
   QCODER_TRY(std::unique_ptr<service::remote_completions> client, service::remote_completions::create(std::move(options)));
   service::loaded_engine e;
   e.tokenizer = shared;
-  e.remote = std::make_unique<service::remote_backend>(shared, std::move(client));
+  e.remote = std::make_unique<service::remote_backend>(shared, std::move(client), form);
   return e;
 }
 

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/lsp/cli/run_qcoder.h"
+#include "tests/support/tiny_server.h"
 
 extern char** environ;
 
@@ -107,6 +108,35 @@ TEST(RefactorCli, RewritesDecodedTogetherWriteTheSameChange) {
   EXPECT_NE(bad.out.find("--jobs"), std::string::npos) << bad.out;
 }
 
+TEST(RefactorCli, ARemoteBackendWritesTheSameChangeWithOnlyTheTokenizerHere) {
+  // The model runs in a `qcoder serve` (in this test process); the command gets a folder holding only the
+  // tokenizer files, and four rewrites at once go to the server.
+  auto server = qcoder::testing_support::tiny_server::start();
+  ASSERT_TRUE(server) << server.err().message;
+  const fs::path root = make_workspace("refactor_cli_remote", fixture(4));
+  const fs::path tokenizer_only = fs::path(::testing::TempDir()) / "refactor_cli_tokenizer";
+  fs::remove_all(tokenizer_only);
+  fs::create_directories(tokenizer_only);
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    fs::copy_file(fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next/bf16" / name, tokenizer_only / name);
+  }
+  const auto local = run_qcoder(refactor_args(root, "--log-level warn"), /*merge_stderr=*/false);
+  const std::string remote_args = "refactor --model " + tokenizer_only.string() + " --workspace " + root.string() +
+                                  " --instruction 'rename `get_user` to `fetch_user`' --no-relevance-check --accept-incomplete"
+                                  " --log-level warn --jobs 4 --backend " + (*server)->url();
+  const auto remote = run_qcoder(remote_args, /*merge_stderr=*/false);
+  ASSERT_EQ(local.exit_code, 0);
+  ASSERT_EQ(remote.exit_code, 0) << remote.out;
+  EXPECT_NE(local.out.find("--- a/pkg/m0.py"), std::string::npos) << local.out;
+  EXPECT_EQ(remote.out, local.out);
+  // Without the server: a clear error naming it, and nothing written.
+  (*server)->stop();
+  const auto down = run_qcoder(remote_args + " --apply", /*merge_stderr=*/true);
+  EXPECT_NE(down.exit_code, 0);
+  EXPECT_NE(down.out.find("not reachable"), std::string::npos) << down.out;
+  EXPECT_EQ(read(root / "pkg/m0.py"), fixture(4)["pkg/m0.py"]);
+}
+
 TEST(RefactorCli, BadFlagsAreClearErrors) {
   const auto none = run_qcoder("refactor --workspace /nonexistent --instruction x", /*merge_stderr=*/true);
   EXPECT_NE(none.exit_code, 0);
@@ -117,6 +147,16 @@ TEST(RefactorCli, BadFlagsAreClearErrors) {
   const auto missing = run_qcoder("refactor --workspace .", /*merge_stderr=*/true);
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.out.find("--instruction"), std::string::npos) << missing.out;
+  const auto tls = run_qcoder("refactor --workspace . --instruction x --backend https://gpu:8000/v1", /*merge_stderr=*/true);
+  EXPECT_NE(tls.exit_code, 0);
+  EXPECT_NE(tls.out.find("https"), std::string::npos) << tls.out;
+  const auto stray = run_qcoder("refactor --workspace . --instruction x --remote-model m", /*merge_stderr=*/true);
+  EXPECT_NE(stray.exit_code, 0);
+  EXPECT_NE(stray.out.find("--backend"), std::string::npos) << stray.out;
+  const auto no_key = run_qcoder("refactor --workspace . --instruction x --backend http://127.0.0.1:9/v1 --api-key-env QCODER_NO_SUCH_VAR",
+                                 /*merge_stderr=*/true);
+  EXPECT_NE(no_key.exit_code, 0);
+  EXPECT_NE(no_key.out.find("QCODER_NO_SUCH_VAR"), std::string::npos) << no_key.out;
 }
 
 // Starts `qcoder ARGS` with stdout to /dev/null and stderr to `log`; returns its pid.

@@ -1,7 +1,9 @@
 // End to end: the real `qcoder lsp` binary under a real LSP client library (vscode-jsonrpc +
 // vscode-languageserver-protocol), on the tiny model. initialize, open, type, a streamed inline completion,
 // a generation cancelled midway, a code action requested and resolved (its edit checked and applied),
-// shutdown, exit code 0.
+// shutdown, exit code 0. The same session runs twice: with the model in the server's process, and with
+// `--backend` pointing at a `qcoder serve` on loopback; that one then kills the server mid-request (the
+// editor gets an error and a message) and starts it again (completions work again, and the editor is told).
 //
 // Run by ctest: `node --test tests/lsp/e2e/lsp_client.test.cjs` with QCODER_BINARY, QCODER_MODEL and
 // QCODER_NODE_MODULES set.
@@ -30,15 +32,32 @@ async function until(predicate, what, ms = 60000) {
   }
 }
 
-function startServer(workspace) {
-  const child = spawn(binary, ['lsp', '--model', model, '--prefix-cache', '16MiB', '--debounce', '0', '--threads', '1'], {
+// `qcoder serve` on the tiny model; resolves once it listens, with its port.
+function startServe(port = 0) {
+  const child = spawn(binary, ['serve', '--model', model, '--port', String(port), '--threads', '1', '--prefix-cache', '16MiB'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  return new Promise((resolve, reject) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stderr);
+      if (m) resolve({ child, port: Number(m[1]) });
+    });
+    child.on('exit', (code) => reject(new Error(`qcoder serve exited with ${code}: ${stderr}`)));
+  });
+}
+
+function startServer(workspace, extraArgs = ['--model', model]) {
+  const child = spawn(binary, ['lsp', ...extraArgs, '--prefix-cache', '16MiB', '--debounce', '0', '--threads', '1'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
   const connection = rpc.createMessageConnection(new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
-  const seen = { partials: [], status: [], progress: [], applied: [] };
+  const seen = { partials: [], status: [], progress: [], applied: [], messages: [] };
+  connection.onNotification(lsp.ShowMessageNotification.type, (p) => seen.messages.push(p));
   connection.onNotification('qcoder/inlineCompletionPartial', (p) => seen.partials.push(p));
   connection.onNotification('qcoder/status', (p) => seen.status.push(p));
   connection.onNotification(lsp.ProgressType.type ?? '$/progress', (p) => seen.progress.push(p));
@@ -52,12 +71,14 @@ function startServer(workspace) {
   return { child, connection, seen, exited, stderr: () => stderr };
 }
 
-test('qcoder lsp under vscode-languageserver-protocol', { timeout: 120000 }, async () => {
+// The session: everything up to (not including) shutdown. `remote` (the backend's serve process and
+// how to restart it) adds the outage at the end.
+async function session(extraArgs, remote) {
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'qcoder-e2e-'));
   fs.writeFileSync(path.join(workspace, 'shapes.py'), 'def area(w, h):\n    return w * h\n');
   const file = path.join(workspace, 'main.py');
   const uri = 'file://' + file;
-  const server = startServer(workspace);
+  const server = startServer(workspace, extraArgs);
   const { connection, seen } = server;
   try {
     const init = await connection.sendRequest(lsp.InitializeRequest.type, {
@@ -140,6 +161,33 @@ test('qcoder lsp under vscode-languageserver-protocol', { timeout: 120000 }, asy
     source.cancel();
     await assert.rejects(long, (e) => e.code === lsp.LSPErrorCodes.RequestCancelled);
 
+    if (remote) {
+      // The inference server dies mid-request: frozen first (SIGSTOP: the kernel still accepts the
+      // connection, nothing answers), so the request is surely in flight when it is killed. The editor gets
+      // the request's error and one message.
+      remote.serve.child.kill('SIGSTOP');
+      const begun = seen.progress.filter((p) => p.value.kind === 'begin').length;
+      const doomed = connection.sendRequest(lsp.CodeActionResolveRequest.type, complete);
+      await until(() => seen.progress.filter((p) => p.value.kind === 'begin').length > begun, 'the edit to start');
+      await new Promise((r) => setTimeout(r, 200));
+      remote.serve.child.kill('SIGKILL');
+      await assert.rejects(doomed, (e) => e.message.includes(`127.0.0.1:${remote.serve.port}`));
+      await until(() => seen.messages.some((m) => m.type === lsp.MessageType.Error), 'the outage message');
+      const outage = seen.messages.find((m) => m.type === lsp.MessageType.Error);
+      assert.match(outage.message, new RegExp(`127\\.0\\.0\\.1:${remote.serve.port}`));
+      assert.ok(seen.status.some((s) => s.state === 'offline'), JSON.stringify(seen.status.slice(-3)));
+      // It comes back on the same port: completions work again, and the editor hears it.
+      remote.serve = await startServe(remote.serve.port);
+      const again = await connection.sendRequest(lsp.InlineCompletionRequest.type, {
+        textDocument: { uri },
+        position: { line: 5, character: typed.length },
+        context: { triggerKind: lsp.InlineCompletionTriggerKind.Invoked },
+      });
+      assert.deepEqual(again.items.map((i) => i.insertText), completion.items.map((i) => i.insertText));
+      await until(() => seen.messages.some((m) => m.type === lsp.MessageType.Info), 'the server-is-back message');
+      assert.equal(seen.messages.filter((m) => m.type === lsp.MessageType.Error).length, 1);
+    }
+
     // Shutdown and exit: code 0.
     await connection.sendRequest(lsp.ShutdownRequest.type);
     await connection.sendNotification(lsp.ExitNotification.type);
@@ -148,5 +196,19 @@ test('qcoder lsp under vscode-languageserver-protocol', { timeout: 120000 }, asy
     connection.dispose();
     server.child.kill();
     fs.rmSync(workspace, { recursive: true, force: true });
+  }
+}
+
+test('qcoder lsp under vscode-languageserver-protocol', { timeout: 120000 }, async () => {
+  await session(['--model', model]);
+});
+
+test('qcoder lsp --backend: the same session over qcoder serve, which then dies and comes back', { timeout: 120000 }, async () => {
+  const remote = { serve: await startServe() };
+  try {
+    // The model folder still gives the tokenizer; the weights are not loaded.
+    await session(['--model', model, '--backend', `http://127.0.0.1:${remote.serve.port}/v1`], remote);
+  } finally {
+    remote.serve.child.kill();
   }
 });
