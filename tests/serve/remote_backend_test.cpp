@@ -207,14 +207,20 @@ TEST_F(RemoteBackend, ACancelledCompletionClosesItsStream) {
   // A long greedy generation, stopped at the first text: the server sees the disconnect and frees its
   // engine, so the next request is served at once rather than after the rest of the first.
   text_generation gen;
-  gen.prompt = remote_.tokenizer->encode_prompt("<|fim_prefix|>def f():\n<|fim_suffix|>\n<|fim_middle|>");
+  gen.prompt = remote_.tokenizer->encode_text("def f():");  // the tiny model goes on for thousands of tokens
   gen.max_tokens = 4000;
   std::size_t pieces = 0;
   gen.on_text = [&](std::string_view) { return ++pieces < 2; };
+  const double cancelled_before = server_->metric("qcoder_generations_cancelled_total");
+  ASSERT_GE(cancelled_before, 0);
   auto stopped = remote_.remote->generate(gen);
   ASSERT_TRUE(stopped) << stopped.err().message;
   EXPECT_EQ(stopped->reason, engine::finish_reason::callback);
   EXPECT_EQ(pieces, 2u);
+  // The server saw the stream close and ended that generation at its next token.
+  for (int i = 0; i < 400 && server_->metric("qcoder_running_generations") != 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(server_->metric("qcoder_running_generations"), 0);
+  EXPECT_GT(server_->metric("qcoder_generations_cancelled_total"), cancelled_before);
   // A stop token from another thread ends a generation in flight the same way.
   std::stop_source stop;
   gen.stop = stop.get_token();

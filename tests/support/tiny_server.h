@@ -40,6 +40,16 @@ class tiny_server {
   }
   // Listens again on the same port.
   result<void> restart() { return listen(port_); }
+  // A figure from /metrics (the Prometheus text), -1 when it is not there.
+  double metric(std::string_view name) const {
+    if (!server_) return -1;
+    const std::string text = server_->metrics_text();
+    const std::string key = std::string(name) + " ";
+    for (std::size_t at = 0; (at = text.find(key, at)) != std::string::npos; at += key.size()) {
+      if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + key.size()));
+    }
+    return -1;
+  }
 
  private:
   tiny_server() = default;

@@ -9,7 +9,7 @@ import type { Server } from './client';
 // The fields of a `qcoder/status` notification and of the `qcoder.status` command's answer
 // (lsp/server/model_host.cpp, code_actions.cpp).
 export interface ServerStatus {
-  state?: string;                 // loading | idle | busy | error
+  state?: string;                 // loading | idle | busy | error | offline
   message?: string;               // why, for error
   promptTokens?: number;
   reusedPromptTokens?: number;
@@ -47,6 +47,7 @@ export function statusText(s: ServerStatus): string {
   switch (s.state) {
     case 'loading': return '$(sync~spin) qcoder: loading model';
     case 'error': return '$(error) qcoder';
+    case 'offline': return '$(debug-disconnect) qcoder: server unreachable';  // a remote backend that is down
   }
   const figures: string[] = [];
   if (s.tokensPerSecond !== undefined) figures.push(`${s.tokensPerSecond.toFixed(1)} tok/s`);

@@ -1,4 +1,5 @@
--- The server's state for a statusline: `qcoder/status` notifications (loading, idle, busy, error, with the
+-- The server's state for a statusline: `qcoder/status` notifications (loading, idle, busy, error, offline
+-- (a remote backend that cannot be reached), with the
 -- last request's figures) and the model load's work-done progress.
 local M = {}
 

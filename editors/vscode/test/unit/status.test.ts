@@ -8,6 +8,7 @@ describe('status', () => {
   it('shows the state, tokens/s and the expert cache hit rate', () => {
     expect(statusText({ state: 'loading' })).toBe('$(sync~spin) qcoder: loading model');
     expect(statusText({ state: 'idle' })).toBe('$(check) qcoder');
+    expect(statusText({ state: 'offline', message: 'the server at http://gpu:8000/v1 is not reachable' })).toBe('$(debug-disconnect) qcoder: server unreachable');
     expect(statusText({ state: 'idle', tokensPerSecond: 23.456, expertHitRate: 0.874 })).toBe('$(check) qcoder 23.5 tok/s · experts 87%');
     expect(statusText({ state: 'busy', tokensPerSecond: 9 })).toBe('$(loading~spin) qcoder 9.0 tok/s');
     expect(statusText({ state: 'error', message: 'no model' })).toBe('$(error) qcoder');
