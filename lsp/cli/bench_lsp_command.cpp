@@ -26,6 +26,7 @@
 #include "lsp/cli/bench_command.h"
 #include "lsp/cli/model_flags.h"
 #include "lsp/cli/prefix_cache_flags.h"
+#include "lsp/cli/remote_flags.h"
 #include "lsp/jsonrpc/framing.h"
 #include "lsp/server/server_session.h"
 
@@ -97,11 +98,13 @@ int run_bench_lsp(args_view args) {
   int max_tokens = 8;
   int file_tokens = 3000;
   bool as_json = false;
-  arg_parser parser("bench lsp --model DIR [--file F] [--workspace DIR] [--chars N] [--json]",
+  remote_flags remote;
+  arg_parser parser("bench lsp --model DIR [--file F] [--workspace DIR] [--chars N] [--backend URL] [--json]",
                     "Type N characters into a file through an in-process language server, one inline completion\n"
                     "per keystroke, and print the server's own latency (p50/p99), excluding the model's compute.");
   flags.add_to(parser);
   cache_flags.add_to(parser);
+  remote.add_to(parser);
   parser.option("file", "F", "source file to type into; default: a generated Python module", &file)
       .option("file-tokens", "N", "size of the generated module in tokens", &file_tokens)
       .option("workspace", "DIR", "workspace folder to index (its definitions go into prompts)", &workspace)
@@ -113,10 +116,15 @@ int run_bench_lsp(args_view args) {
   if (chars < 1 || max_tokens < 1) return report_failure(fail(errc::invalid_argument, "--chars and --max-tokens must be ≥ 1"));
 
   // Load first, so the load is not what is measured; the session's loader hands the engine over.
-  result<service::loaded_engine> loaded = load_engine(flags, cache_flags);
+  // With --backend the model's part is the server's (and the network's).
+  result<service::loaded_engine> loaded = remote.enabled() ? remote.load(flags) : load_engine(flags, cache_flags);
   if (!loaded) return report_failure(loaded.err());
-  result<engine::tokenizer> tok = engine::tokenizer::load_model_dir(loaded->model->weights_file().dir());
-  if (!tok) return report_failure(tok.err());
+  std::shared_ptr<const engine::tokenizer> tok = loaded->tokenizer;
+  if (!tok) {
+    result<engine::tokenizer> from_model = engine::tokenizer::load_model_dir(loaded->model->weights_file().dir());
+    if (!from_model) return report_failure(from_model.err());
+    tok = std::make_shared<const engine::tokenizer>(std::move(*from_model));
+  }
   result<std::string> source = typing_source(file, *tok, file_tokens);
   if (!source) return report_failure(source.err());
   std::string text = std::move(*source);

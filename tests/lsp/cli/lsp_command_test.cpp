@@ -18,6 +18,7 @@
 
 #include "lsp/jsonrpc/framing.h"
 #include "tests/lsp/cli/run_qcoder.h"
+#include "tests/support/tiny_server.h"
 
 namespace {
 using nlohmann::json;
@@ -204,6 +205,23 @@ TEST(LspCommand, BenchLspReportsTheServersOwnLatencyPerKeystroke) {
   // The server's overhead is a part of the whole request, which also holds the model's time.
   EXPECT_LT(j["overhead_ms"]["p50"].get<double>(), j["request_total_ms"]["p50"].get<double>());
   EXPECT_LE(j["request_to_prompt_ms"]["p50"].get<double>(), j["request_total_ms"]["p50"].get<double>());
+}
+
+TEST(LspCommand, BenchLspMeasuresARemoteBackendToo) {
+  // The same keystrokes with the model behind `qcoder serve` (in this test process): the model's part now
+  // includes the HTTP round trip; the server's own overhead is measured the same way.
+  auto server = qcoder::testing_support::tiny_server::start();
+  ASSERT_TRUE(server) << server.err().message;
+  const auto r = run_qcoder("bench lsp --model " + std::string(QCODER_TEST_DATA_DIR) +
+                                "/tiny-qwen3next/bf16 --file-tokens 800 --chars 6 --max-tokens 8 --json --log-level warn --backend " +
+                                (*server)->url(),
+                            /*merge_stderr=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["keystrokes"].get<int>(), 6);
+  EXPECT_GE(j["requests_with_partial"].get<int>(), 1);
+  EXPECT_GT(j["model_to_first_token_ms"]["p50"].get<double>(), 0.0);
+  EXPECT_GT((*server)->metric("qcoder_generations_submitted_total"), 0);  // the completions went there
 }
 
 TEST(LspCommand, BenchLspRefusesAMissingFile) {
