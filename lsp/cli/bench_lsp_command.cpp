@@ -114,6 +114,7 @@ int run_bench_lsp(args_view args) {
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
   if (chars < 1 || max_tokens < 1) return report_failure(fail(errc::invalid_argument, "--chars and --max-tokens must be ≥ 1"));
+  if (result<void> checked = remote.validate(); !checked) return report_failure(checked.err());
 
   // Load first, so the load is not what is measured; the session's loader hands the engine over.
   // With --backend the model's part is the server's (and the network's).

@@ -73,9 +73,7 @@ int run_lsp(args_view args) {
   // What the command line set explicitly wins over the client's settings (flags keep their defaults otherwise).
   const bool experts_given = model.expert_cache_ram != "none";
   const bool cache_given = cache.size != "auto";
-  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty() || remote.prompt_form != "tokens") {
-    if (result<service::remote_options> checked = remote.options(); !checked) return report_failure(checked.err());
-  }
+  if (result<void> checked = remote.validate(); !checked) return report_failure(checked.err());
   result<std::uint64_t> cap = parse_size(max_message);
   if (!cap || *cap == 0) return report_failure(fail(errc::invalid_argument, "--max-message: expected a size like 64MiB"));
 
@@ -105,9 +103,9 @@ int run_lsp(args_view args) {
   const auto load = [&model, &cache, &remote, model_given = !model.model.empty(), experts_given, cache_given](
                         const lsp::server_settings& settings) {
     model_flags m = model;
-    if (remote.enabled()) return remote.load(m);
     prefix_cache_flags c = cache;
     if (!model_given && !settings.model.empty()) m.model = settings.model;
+    if (remote.enabled()) return remote.load(m);  // the folder then only needs the tokenizer
     if (!experts_given && !settings.expert_cache_ram.empty()) m.expert_cache_ram = settings.expert_cache_ram;
     if (!cache_given && !settings.prefix_cache.empty()) c.size = settings.prefix_cache;
     return load_engine(m, c);

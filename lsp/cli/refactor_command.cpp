@@ -108,9 +108,7 @@ int run_refactor(args_view args) {
             &options.accept_incomplete);
   log_options logging;
   if (std::optional<int> done = start_command(parser, logging, args)) return *done;
-  if (remote.enabled() || !remote.api_key_env.empty() || !remote.remote_model.empty() || remote.prompt_form != "tokens") {
-    if (result<service::remote_options> checked = remote.options(); !checked) return report_failure(checked.err());
-  }
+  if (result<void> checked = remote.validate(); !checked) return report_failure(checked.err());
   if (apply && dry_run) return report_failure(fail(errc::invalid_argument, "--apply and --dry-run exclude each other"));
   if (options.instruction.empty()) return report_failure(fail(errc::invalid_argument, "--instruction is required"));
   if (max_files < 1) return report_failure(fail(errc::invalid_argument, "--max-files must be ≥ 1"));

@@ -55,6 +55,12 @@ result<service::remote_options> remote_flags::options() const {
   return out;
 }
 
+result<void> remote_flags::validate() const {
+  if (!enabled() && api_key_env.empty() && remote_model.empty() && prompt_form == "tokens") return ok();
+  QCODER_CHECK(options());
+  return ok();
+}
+
 result<service::loaded_engine> remote_flags::load(const model_flags& model) const {
   QCODER_TRY(service::remote_options remote, options());
   QCODER_TRY(engine::located_model where,

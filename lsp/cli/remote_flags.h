@@ -22,6 +22,8 @@ struct remote_flags {
 
   void add_to(arg_parser& parser);
   bool enabled() const { return !backend.empty(); }
+  // Checks the flags when any was given (the URL, the key variable), without contacting the server.
+  result<void> validate() const;
   // Checks the flags (the URL, the key variable) without contacting the server.
   result<service::remote_options> options() const;
   // The engine for --backend: the tokenizer from `model`'s folder (--model DIR, or the Hugging Face cache;
