@@ -248,38 +248,6 @@ std::optional<api_error> parse_request(endpoint kind, const json& body, const ap
   return std::nullopt;
 }
 
-std::string stop_scanner::feed(std::string_view text) {
-  if (stopped_) return {};
-  held_.append(text);
-  std::size_t first = std::string::npos;
-  for (const std::string& s : stops_) first = std::min(first, held_.find(s));
-  if (first != std::string::npos) {
-    stopped_ = true;
-    std::string out = held_.substr(0, first);
-    held_.clear();
-    return out;
-  }
-  // Keep the longest end of the text that begins a stop string.
-  std::size_t keep = 0;
-  for (const std::string& s : stops_) {
-    for (std::size_t len = std::min(s.size() - 1, held_.size()); len > keep; --len) {
-      if (held_.compare(held_.size() - len, len, s, 0, len) == 0) {
-        keep = len;
-        break;
-      }
-    }
-  }
-  std::string out = held_.substr(0, held_.size() - keep);
-  held_.erase(0, held_.size() - keep);
-  return out;
-}
-
-std::string stop_scanner::finish() {
-  std::string out = stopped_ ? std::string() : held_;
-  held_.clear();
-  return out;
-}
-
 json usage_json(const usage_figures& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},

@@ -18,6 +18,7 @@
 #include "engine/generate.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "service/chat_format.h"
+#include "service/text_scan.h"
 
 namespace qcoder::serve {
 
@@ -62,21 +63,8 @@ struct api_request {
 std::optional<api_error> parse_request(endpoint kind, const nlohmann::ordered_json& body, const api_context& context,
                                        api_request& out);
 
-// Text that may still become a stop string is held back: feed() returns what can be shown now, and says
-// when a stop string was found (the text before it is all there is).
-class stop_scanner {
- public:
-  explicit stop_scanner(std::vector<std::string> stops) : stops_(std::move(stops)) {}
-  std::string feed(std::string_view text);
-  // The rest at the end of the generation (nothing after a stop).
-  std::string finish();
-  bool stopped() const { return stopped_; }
-
- private:
-  std::vector<std::string> stops_;
-  std::string held_;
-  bool stopped_ = false;
-};
+// Stop strings are cut as the text streams (service/text_scan).
+using service::stop_scanner;
 
 struct usage_figures {
   std::size_t prompt_tokens = 0;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/sse.h"
+#include "service/text_scan.h"
 
 namespace qcoder::service {
 namespace {
@@ -62,59 +63,10 @@ bool wait_unless_stopped(std::chrono::milliseconds how_long, std::stop_token sto
   return !never_notified.wait_for(lock, stop, how_long, [&] { return stop.stop_requested(); });
 }
 
-// Holds back the end of the text that could still become a stop string, and cuts at the first one found.
-class stop_cutter {
- public:
-  explicit stop_cutter(const std::vector<std::string>& stops) {
-    for (const std::string& s : stops) {
-      if (!s.empty()) stops_.push_back(s);
-    }
-  }
-
-  // The text that can be handed out now.
-  std::string feed(std::string_view text) {
-    if (stopped_) return {};
-    held_.append(text);
-    std::size_t first = std::string::npos;
-    for (const std::string& s : stops_) first = std::min(first, held_.find(s));
-    if (first != std::string::npos) {
-      stopped_ = true;
-      held_.resize(first);
-      return std::exchange(held_, {});
-    }
-    const std::size_t keep = longest_stop_prefix_at_end();
-    std::string out = held_.substr(0, held_.size() - keep);
-    held_.erase(0, held_.size() - keep);
-    return out;
-  }
-
-  // What was held back, at the end of a stream that hit no stop string.
-  std::string finish() { return std::exchange(held_, {}); }
-  bool stopped() const { return stopped_; }
-
- private:
-  std::size_t longest_stop_prefix_at_end() const {
-    std::size_t keep = 0;
-    for (const std::string& s : stops_) {
-      for (std::size_t len = std::min(s.size() - 1, held_.size()); len > keep; --len) {
-        if (held_.compare(held_.size() - len, len, s, 0, len) == 0) {
-          keep = len;
-          break;
-        }
-      }
-    }
-    return keep;
-  }
-
-  std::vector<std::string> stops_;
-  std::string held_;
-  bool stopped_ = false;
-};
-
 // One try's stream: SSE bytes in, text to on_text, the figures and the outcome kept.
 class stream_reader {
  public:
-  stream_reader(const http::endpoint& server, stop_cutter& cutter, const std::function<bool(std::string_view)>& on_text,
+  stream_reader(const http::endpoint& server, stop_scanner& cutter, const std::function<bool(std::string_view)>& on_text,
                 clock_type::time_point started, remote_result& out)
       : server_(server), cutter_(cutter), on_text_(on_text), started_(started), out_(out) {}
 
@@ -202,7 +154,7 @@ class stream_reader {
   }
 
   const http::endpoint& server_;
-  stop_cutter& cutter_;
+  stop_scanner& cutter_;
   const std::function<bool(std::string_view)>& on_text_;
   clock_type::time_point started_;
   remote_result& out_;
@@ -308,7 +260,7 @@ result<remote_result> remote_completions::stream(const remote_request& request,
   remote_result out;
   std::chrono::milliseconds backoff = options_.backoff;
   for (out.attempts = 1;; ++out.attempts) {
-    stop_cutter cutter(request.stop);
+    stop_scanner cutter(request.stop);
     stream_reader reader(server_, cutter, on_text, started, out);
     QCODER_TRY(http::client_reply reply,
                http::send(server_, "POST", "/completions", headers(), body,

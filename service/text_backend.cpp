@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "engine/tokenizer/stream_decoder.h"
+#include "service/text_scan.h"
 
 namespace qcoder::service {
 namespace {
@@ -18,43 +19,13 @@ constexpr const char* control_stops[] = {"<|endoftext|>", "<|im_end|>",     "<|f
 // the places where we encoded pieces apart may differ.
 constexpr std::int64_t retokenize_margin = 16;
 
-// Drops the added tokens' texts from a server's stream, as the local decoder leaves the tokens out: a
-// server may spell out the control tokens it generates (ours does; vLLM does for the ones not marked
-// special). Text that may still become one is held back until the next piece decides.
-class added_text_filter {
- public:
-  explicit added_text_filter(const engine::tokenizer& tok) {
-    for (const engine::added_token& t : tok.added_tokens()) {
-      if (!t.content.empty()) texts_.push_back(t.content);
-    }
-  }
-  // The text that can go out now.
-  std::string push(std::string_view piece) {
-    pending_ += piece;
-    for (const std::string& t : texts_) {
-      for (std::size_t at; (at = pending_.find(t)) != std::string::npos;) pending_.erase(at, t.size());
-    }
-    std::size_t keep = pending_.size();
-    for (const std::string& t : texts_) {
-      // The longest tail of pending_ that starts one of the texts.
-      for (std::size_t n = std::min(t.size() - 1, pending_.size()); n > 0; --n) {
-        if (pending_.compare(pending_.size() - n, n, t, 0, n) == 0) {
-          keep = std::min(keep, pending_.size() - n);
-          break;
-        }
-      }
-    }
-    std::string out = pending_.substr(0, keep);
-    pending_.erase(0, keep);
-    return out;
-  }
-  // What was held back, at the end of the stream.
-  std::string finish() { return std::exchange(pending_, {}); }
-
- private:
-  std::vector<std::string> texts_;
-  std::string pending_;
-};
+// The added tokens' texts, which a server may spell out in its stream (ours does; vLLM does for the ones
+// not marked special): left out, as the local decoder leaves the tokens out.
+std::vector<std::string> added_texts(const engine::tokenizer& tok) {
+  std::vector<std::string> out;
+  for (const engine::added_token& t : tok.added_tokens()) out.push_back(t.content);
+  return out;
+}
 
 }  // namespace
 
@@ -161,12 +132,12 @@ result<text_generated> remote_backend::generate(const text_generation& request) 
   remote.stop = stop_texts_;
   bool told_to_stop = false;
   std::size_t deltas = 0;
-  added_text_filter added(*tok_);
+  text_dropper added(added_texts(*tok_));
   result<remote_result> done = client_->stream(
       remote,
       [&](std::string_view text) {
         ++deltas;
-        const std::string shown = added.push(text);
+        const std::string shown = added.feed(text);
         if (!request.on_text || request.on_text(shown)) return true;
         told_to_stop = true;
         return false;
