@@ -178,6 +178,7 @@ std::string request_body(const remote_request& request, const std::string& model
       {"skip_special_tokens", false},
   };
   if (request.seed) body["seed"] = *request.seed;
+  if (!request.greedy && request.top_k > 0) body["top_k"] = request.top_k;
   json stop = json::array();
   for (const std::string& s : request.stop) {
     if (!s.empty() && stop.size() < max_server_stop_strings) stop.push_back(s);

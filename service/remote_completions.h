@@ -42,6 +42,7 @@ struct remote_request {
   std::int64_t max_tokens = 128;
   bool greedy = true;  // temperature 0
   float temperature = 0.8f, top_p = 0.95f;  // when not greedy
+  std::int32_t top_k = 0;  // when not greedy and > 0 (vLLM's, SGLang's, llama-server's and our extension)
   std::optional<std::uint64_t> seed;
   // Stop strings. The server is given the first max_server_stop_strings (the OpenAI API's limit, which
   // `qcoder serve` enforces); all of them are also cut here, so the text handed out never contains one,

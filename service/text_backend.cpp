@@ -128,6 +128,7 @@ result<text_generated> remote_backend::generate(const text_generation& request) 
   remote.greedy = request.sampling.greedy;
   remote.temperature = request.sampling.temperature;
   remote.top_p = request.sampling.top_p;
+  remote.top_k = request.sampling.top_k;
   if (!request.sampling.greedy) remote.seed = request.sampling.seed;
   remote.stop = stop_texts_;
   bool told_to_stop = false;

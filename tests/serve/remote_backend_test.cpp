@@ -82,6 +82,7 @@ TEST_F(RemoteBackend, CompletionsEqualTheLocalModels) {
   std::size_t streamed = 0;  // answers that reached the editor in pieces before the end
   for (completion_request& request : requests) {
     const std::string marker = request.text.substr(0, request.cursor);
+    request.alternatives = 2;  // greedy, then one sampled with a seed: the server samples the same way
     std::vector<std::string> partials;
     request.on_partial = [&](const std::string& t) {
       partials.push_back(t);
