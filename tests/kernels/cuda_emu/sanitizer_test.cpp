@@ -19,8 +19,11 @@ __global__ void read_past_dynamic_shared(float* out, unsigned count) {
 
 __global__ void read_past_static_shared(float* out) {
   QCODER_SHARED(float, tile, 64);
+  // Through a pointer, as kernels index shared memory: indexing the array itself is caught even earlier, by
+  // UBSan's bounds check, since the emulator keeps the array type.
+  const float* p = tile;
   const volatile unsigned index = 64;  // past the end, hidden from the compiler's bounds warning
-  if (threadIdx.x == 0) out[0] = tile[index];
+  if (threadIdx.x == 0) out[0] = p[index];
 }
 
 __global__ void read_past_global(float* out, const float* in, unsigned count) {
