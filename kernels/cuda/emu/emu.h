@@ -179,3 +179,8 @@ T atomic_add(T* address, T value) {
 #define __any_sync ::qcoder::cuda::emu::any_sync
 #define __all_sync ::qcoder::cuda::emu::all_sync
 #define atomicAdd ::qcoder::cuda::emu::atomic_add
+
+// The toolkit's host headers define __shared__ as nothing, which would silently give each emulated thread its
+// own copy; make a bare `__shared__` a compile error that names the fix instead.
+#undef __shared__
+#define __shared__ static_assert(false, "declare shared memory with QCODER_SHARED / QCODER_DYNAMIC_SHARED");
