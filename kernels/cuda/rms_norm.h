@@ -9,13 +9,9 @@
 #include <cstdint>
 
 #include "kernels/common/result.h"
-
-struct CUstream_st;  // cudaStream_t is CUstream_st*; declared here so no CUDA header is needed
+#include "kernels/cuda/types.h"
 
 namespace qcoder::cuda {
-
-// The weights' element type, in the order of qcoder::dtype (whose header needs C++20, which nvcc is not given).
-enum class element_type : std::uint8_t { f32, f16, bf16, f8_e4m3 };
 
 struct rms_norm_args {
   float* out = nullptr;           // [rows, dim], device memory; may alias x
