@@ -12,15 +12,21 @@
 // An aborted block wakes its waiting threads, which unwind out of the kernel body with an internal exception;
 // the launch then returns the first error, naming kernel, block and thread.
 //
-// One mutex per block orders every barrier, so ThreadSanitizer also sees happens-before edges through warp
-// collectives that CUDA would not give across warps: a known weakening, to address with per-warp locks
-// when the TSan preset arrives.
+// Locks follow what the hardware synchronises, so that ThreadSanitizer sees exactly the happens-before edges
+// CUDA gives: __syncthreads goes through the block's mutex (all threads), a warp collective through its warp's
+// own mutex (that warp's lanes only). A kernel that passes data between warps through shared memory without a
+// __syncthreads between the write and the read is therefore a data race TSan reports, even when both warps
+// meanwhile shuffle. The block-wide bookkeeping that every thread touches (how many threads are blocked or
+// gone, whether the block failed) is relaxed atomics, which give TSan no edges; waiting threads wake up
+// periodically to look at it (see wait_for_phase), so an abort or a deadlock never needs a lock shared by all.
 #include "kernels/cuda/emu/emu.h"
 
 #include <cxxabi.h>
 #include <dlfcn.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <map>
@@ -41,7 +47,8 @@ constexpr std::size_t max_dynamic_shared_bytes = 227 * 1024;  // sm_90's opt-in 
 // Thrown inside an emulated thread to unwind it out of the kernel body once its block has failed.
 struct block_aborted {};
 
-// One barrier: `participants` threads must arrive; `exited` of them have returned from the kernel.
+// One barrier: `participants` threads must arrive; `exited` of them have returned from the kernel. Guarded by
+// the mutex of its owner (the block's for __syncthreads, the warp's for a warp collective).
 struct barrier_state {
   int participants = 0;
   int arrived = 0;
@@ -50,6 +57,8 @@ struct barrier_state {
 };
 
 struct warp_state {
+  std::mutex mutex;
+  std::condition_variable changed;
   barrier_state barrier;
   std::uint32_t lane_mask = 0;  // the lanes this warp has (all 32 but in a block's last, partial warp)
   const char* op = nullptr;     // the collective the arrived lanes are in, to catch mismatched ones
@@ -58,22 +67,34 @@ struct warp_state {
   std::uint32_t ballot = 0;                                       // the last vote, likewise
 };
 
+// How long a waiting thread sleeps before it looks again for an abort or a deadlock that no notification
+// announced (those are posted without the waiter's lock, so a wake-up can be missed; the next look finds it).
+constexpr auto poll_interval = std::chrono::milliseconds(10);
+
 }  // namespace
 
 struct block_state {
-  std::mutex mutex;
-  std::condition_variable changed;
   const char* kernel = "";
   uint3 block_idx{};
   int threads = 0;
-  int blocked = 0;  // threads waiting in any barrier
-  int exited = 0;
+  // __syncthreads.
+  std::mutex mutex;
+  std::condition_variable changed;
   barrier_state block_barrier;
-  std::vector<warp_state> warps;
-  bool aborted = false;
+  // Threads waiting in any barrier plus threads that returned: when it reaches `threads`, no barrier can
+  // ever complete (the last thread to arrive at a barrier completes it instead of waiting, and counts the
+  // waiters it wakes back out before waking them).
+  std::atomic<int> inactive{0};
+  std::atomic<bool> aborted{false};
+  std::mutex error_mutex;  // a leaf lock: taken with or without a barrier's mutex, never the other way round
   std::string error;
+  int warp_count = 0;
+  std::unique_ptr<warp_state[]> warps;
+  std::mutex shared_mutex;  // the map of static shared buffers
   std::map<const void*, std::unique_ptr<std::byte[]>> static_shared;
   std::unique_ptr<std::byte[]> dynamic_shared;
+
+  warp_state& warp_of(const thread_state& thread) { return warps[static_cast<std::size_t>(thread.linear_id / warp_size)]; }
 };
 
 namespace {
@@ -86,28 +107,25 @@ std::string where(const block_state& block, const thread_state& thread) {
                      thread.thread_idx.z);
 }
 
-// Records the block's first error and wakes everyone; the caller then throws block_aborted.
+// Records the block's first error and tells every waiting thread; the caller then throws block_aborted.
 void abort_block(block_state& block, std::string message) {
-  if (!block.aborted) block.error = std::move(message);
-  block.aborted = true;
-  block.changed.notify_all();
-}
-
-// Called with the lock held by a thread that is about to wait: if every live thread now waits, nothing can
-// ever wake them.
-void check_deadlock(block_state& block, const thread_state& thread) {
-  if (block.blocked + block.exited == block.threads) {
-    abort_block(block, fmt::format("{}: deadlock: all {} live threads wait at barriers that cannot complete "
-                                   "(threads of one warp or block in different __syncthreads/warp collectives)",
-                                   where(block, thread), block.threads - block.exited));
+  {
+    std::lock_guard lock(block.error_mutex);
+    if (!block.aborted.load(std::memory_order_relaxed)) block.error = std::move(message);
+    block.aborted.store(true, std::memory_order_relaxed);
   }
+  block.changed.notify_all();
+  for (int w = 0; w < block.warp_count; ++w) block.warps[static_cast<std::size_t>(w)].changed.notify_all();
 }
 
-// Arrives at `barrier`; `on_complete` runs (under the lock) in the thread that completes the phase.
+bool aborted(const block_state& block) { return block.aborted.load(std::memory_order_relaxed); }
+
+// Arrives at `barrier` (guarded by `lock`, announced through `changed`); `on_complete` runs under the lock in
+// the thread that completes the phase.
 template <typename OnComplete>
-void arrive_and_wait(std::unique_lock<std::mutex>& lock, block_state& block, barrier_state& barrier,
-                     const thread_state& thread, const char* what, OnComplete on_complete) {
-  if (block.aborted) throw block_aborted{};
+void arrive_and_wait(std::unique_lock<std::mutex>& lock, std::condition_variable& changed, block_state& block,
+                     barrier_state& barrier, const thread_state& thread, const char* what, OnComplete on_complete) {
+  if (aborted(block)) throw block_aborted{};
   if (barrier.exited > 0) {
     abort_block(block, fmt::format("{}: reached {} after {} thread(s) that must also reach it returned from "
                                    "the kernel (a barrier in divergent code)",
@@ -116,40 +134,50 @@ void arrive_and_wait(std::unique_lock<std::mutex>& lock, block_state& block, bar
   }
   if (++barrier.arrived == barrier.participants) {
     on_complete();
-    block.blocked -= barrier.participants - 1;  // the waiters, woken below
+    block.inactive.fetch_sub(barrier.participants - 1, std::memory_order_relaxed);  // the waiters, woken below
     barrier.arrived = 0;
     ++barrier.generation;
-    block.changed.notify_all();
+    changed.notify_all();
     return;
   }
   const std::uint64_t generation = barrier.generation;
-  ++block.blocked;
-  check_deadlock(block, thread);
-  block.changed.wait(lock, [&] { return block.aborted || barrier.generation != generation; });
+  block.inactive.fetch_add(1, std::memory_order_relaxed);
+  while (!changed.wait_for(lock, poll_interval, [&] { return aborted(block) || barrier.generation != generation; })) {
+    if (block.inactive.load(std::memory_order_relaxed) == block.threads) {
+      abort_block(block, fmt::format("{}: deadlock: every live thread waits at a barrier that cannot complete "
+                                     "(threads of one warp or block in different __syncthreads/warp collectives)",
+                                     where(block, thread)));
+    }
+  }
   if (barrier.generation == generation) throw block_aborted{};
 }
 
 // A thread returned from the kernel body: fail any barrier it leaves waiting.
 void thread_exited(block_state& block, const thread_state& thread) {
-  std::unique_lock lock(block.mutex);
-  warp_state& warp = block.warps[static_cast<std::size_t>(thread.linear_id / warp_size)];
-  ++block.exited;
-  ++block.block_barrier.exited;
-  ++warp.barrier.exited;
-  if (block.block_barrier.arrived > 0) {
-    abort_block(block, fmt::format("{}: returned from the kernel while {} thread(s) wait at __syncthreads "
-                                   "(a barrier in divergent code)",
-                                   where(block, thread), block.block_barrier.arrived));
-  } else if (warp.barrier.arrived > 0) {
-    abort_block(block, fmt::format("{}: returned from the kernel while {} lane(s) of its warp wait at {}",
-                                   where(block, thread), warp.barrier.arrived, warp.op));
-  } else if (block.blocked > 0) {
-    check_deadlock(block, thread);
+  warp_state& warp = block.warp_of(thread);
+  {
+    std::lock_guard lock(warp.mutex);
+    ++warp.barrier.exited;
+    if (warp.barrier.arrived > 0) {
+      abort_block(block, fmt::format("{}: returned from the kernel while {} lane(s) of its warp wait at {}",
+                                     where(block, thread), warp.barrier.arrived, warp.op));
+    }
   }
+  {
+    std::lock_guard lock(block.mutex);
+    ++block.block_barrier.exited;
+    if (block.block_barrier.arrived > 0) {
+      abort_block(block, fmt::format("{}: returned from the kernel while {} thread(s) wait at __syncthreads "
+                                     "(a barrier in divergent code)",
+                                     where(block, thread), block.block_barrier.arrived));
+    }
+  }
+  block.inactive.fetch_add(1, std::memory_order_relaxed);
 }
 
+// The calling lane's warp, checked for a collective `op` with `mask`; the caller holds the warp's mutex.
 warp_state& checked_warp(block_state& block, const thread_state& thread, std::uint32_t mask, const char* op) {
-  warp_state& warp = block.warps[static_cast<std::size_t>(thread.linear_id / warp_size)];
+  warp_state& warp = block.warp_of(thread);
   if (mask != warp.lane_mask) {
     abort_block(block, fmt::format("{}: {} with mask {:#010x}, but its warp has lanes {:#010x}; the emulator "
                                    "supports only the mask of all the warp's lanes",
@@ -180,7 +208,7 @@ void sync_threads() {
   thread_state& thread = this_thread();
   block_state& block = *thread.block;
   std::unique_lock lock(block.mutex);
-  arrive_and_wait(lock, block, block.block_barrier, thread, "__syncthreads", [] {});
+  arrive_and_wait(lock, block.changed, block, block.block_barrier, thread, "__syncthreads", [] {});
 }
 
 void warp_exchange(std::uint32_t mask, const void* in, void* out, std::size_t bytes,
@@ -188,10 +216,11 @@ void warp_exchange(std::uint32_t mask, const void* in, void* out, std::size_t by
   thread_state& thread = this_thread();
   block_state& block = *thread.block;
   const int lane = thread.linear_id % warp_size;
-  std::unique_lock lock(block.mutex);
-  warp_state& warp = checked_warp(block, thread, mask, op);
+  warp_state& warp = block.warp_of(thread);
+  std::unique_lock lock(warp.mutex);
+  checked_warp(block, thread, mask, op);
   std::memcpy(warp.slots[static_cast<std::size_t>(lane)].data(), in, bytes);
-  arrive_and_wait(lock, block, warp.barrier, thread, op, [&] { warp.published = warp.slots; });
+  arrive_and_wait(lock, warp.changed, block, warp.barrier, thread, op, [&] { warp.published = warp.slots; });
   int from = source(lane);
   // Reading a lane the warp does not have is undefined in CUDA; keep our own value rather than read garbage.
   if (from < 0 || from >= warp_size || (warp.lane_mask >> from & 1u) == 0) from = lane;
@@ -202,10 +231,11 @@ std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* op) {
   thread_state& thread = this_thread();
   block_state& block = *thread.block;
   const int lane = thread.linear_id % warp_size;
-  std::unique_lock lock(block.mutex);
-  warp_state& warp = checked_warp(block, thread, mask, op);
+  warp_state& warp = block.warp_of(thread);
+  std::unique_lock lock(warp.mutex);
+  checked_warp(block, thread, mask, op);
   warp.slots[static_cast<std::size_t>(lane)][0] = std::byte{predicate ? std::uint8_t{1} : std::uint8_t{0}};
-  arrive_and_wait(lock, block, warp.barrier, thread, op, [&] {
+  arrive_and_wait(lock, warp.changed, block, warp.barrier, thread, op, [&] {
     warp.ballot = 0;
     for (int l = 0; l < warp_size; ++l) {
       if ((warp.lane_mask >> l & 1u) != 0 && warp.slots[static_cast<std::size_t>(l)][0] != std::byte{0}) {
@@ -218,7 +248,7 @@ std::uint32_t warp_ballot(std::uint32_t mask, bool predicate, const char* op) {
 
 void* static_shared(const void* key, std::size_t bytes) {
   block_state& block = *this_thread().block;
-  std::lock_guard lock(block.mutex);
+  std::lock_guard lock(block.shared_mutex);
   auto& buffer = block.static_shared[key];
   if (!buffer) {
     buffer = std::make_unique_for_overwrite<std::byte[]>(bytes);
@@ -251,7 +281,8 @@ std::unique_ptr<block_state> make_block(const char* kernel, uint3 block_idx, dim
   block->threads = static_cast<int>(block_dim.x * block_dim.y * block_dim.z);
   block->block_barrier.participants = block->threads;
   const int warps = (block->threads + warp_size - 1) / warp_size;
-  block->warps.resize(static_cast<std::size_t>(warps));
+  block->warp_count = warps;
+  block->warps = std::make_unique<warp_state[]>(static_cast<std::size_t>(warps));
   for (int w = 0; w < warps; ++w) {
     const int lanes = std::min(warp_size, block->threads - w * warp_size);
     auto& warp = block->warps[static_cast<std::size_t>(w)];
@@ -329,7 +360,6 @@ class block_runner {
     } catch (const block_aborted&) {
       // The block's error is already recorded; this thread just stops.
     } catch (const std::exception& e) {
-      std::lock_guard lock(block.mutex);
       abort_block(block, fmt::format("{}: exception: {}", where(block, state), e.what()));
     }
   }
@@ -374,7 +404,7 @@ result<void> run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dyn
       for (unsigned x = 0; x < grid.x; ++x) {
         auto state = make_block(kernel, uint3{x, y, z}, block, dynamic_shared_bytes);
         runner.run(*state);
-        if (state->aborted) return fail(errc::internal, "{}", state->error);
+        if (aborted(*state)) return fail(errc::internal, "{}", state->error);
       }
     }
   }

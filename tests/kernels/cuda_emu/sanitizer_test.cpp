@@ -1,10 +1,15 @@
-// The emulator's promise to AddressSanitizer: shared memory (static and dynamic) is a heap buffer of exactly
-// its size, so one element past it is a reported overflow, as is a read past a global buffer. These tests
-// exist only in ASan builds (the asan preset); elsewhere there is nothing to check, so nothing is compiled.
+// The emulator's promises to the sanitizers.
+// - AddressSanitizer: shared memory (static and dynamic) is a heap buffer of exactly its size, so one element
+//   past it is a reported overflow, as is a read past a global buffer.
+// - ThreadSanitizer: only __syncthreads orders memory across the warps of a block (warp collectives order
+//   their own warp's lanes only), so a block reduction with its one __syncthreads removed is a reported race.
+// Each group exists only in its sanitizer's build (the asan and tsan presets); elsewhere there is nothing to
+// check, so nothing is compiled.
 #include <gtest/gtest.h>
 
 #include <vector>
 
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/launch.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -57,3 +62,47 @@ TEST_F(AddressSanitizer, ReportsAReadPastAGlobalBuffer) {
 }  // namespace qcoder::cuda
 
 #endif  // __SANITIZE_ADDRESS__
+
+#if defined(__SANITIZE_THREAD__)
+
+// Every report fails the run: a kernel test that races must not pass with a warning in its log, and the death
+// test below needs the report to end the process.
+extern "C" const char* __tsan_default_options() { return "halt_on_error=1"; }
+
+namespace qcoder::cuda {
+namespace {
+
+// block_sum (block_reduce.cuh) written out, with its __syncthreads optional: each warp's lane 0 writes its
+// warp's total, then every warp reads all the totals.
+template <bool with_barrier>
+__global__ void block_total(float* out) {
+  QCODER_SHARED(float, warp_totals, 32);
+  const unsigned lane = threadIdx.x % 32;
+  const unsigned warp = threadIdx.x / 32;
+  const float mine = cuda_emu::warp_sum(static_cast<float>(threadIdx.x));
+  if (lane == 0) warp_totals[warp] = mine;
+  if (with_barrier) __syncthreads();
+  const float total = cuda_emu::warp_sum(lane < blockDim.x / 32 ? warp_totals[lane] : 0.0f);
+  if (threadIdx.x == 0) *out = total;
+}
+
+class ThreadSanitizer : public testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }  // the emulator runs threads
+};
+
+TEST_F(ThreadSanitizer, IsQuietAboutTheReductionWithItsBarrier) {
+  float out = 0.0f;
+  ASSERT_TRUE(launch(block_total<true>, dim3(1), dim3(128), 0, nullptr, &out));
+  EXPECT_EQ(out, 127.0f * 128.0f / 2.0f);
+}
+
+TEST_F(ThreadSanitizer, ReportsTheReductionWithoutItsBarrier) {
+  float out = 0.0f;
+  EXPECT_DEATH((void)launch(block_total<false>, dim3(1), dim3(128), 0, nullptr, &out), "ThreadSanitizer: data race");
+}
+
+}  // namespace
+}  // namespace qcoder::cuda
+
+#endif  // __SANITIZE_THREAD__
