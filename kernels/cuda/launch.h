@@ -1,9 +1,10 @@
 // The one way host code launches a kernel, in both builds: `QCODER_TRY(launch(kernel, grid, block,
 // dynamic_shared_bytes, stream, args...))` instead of `kernel<<<grid, block, bytes, stream>>>(args...)`.
 // Under nvcc it is exactly that launch plus a check of the launch error (a bad configuration; errors inside
-// the kernel surface at the next synchronising call). Under the emulator the launch runs to completion before
-// it returns (streams are ignored: everything is in order) and returns the emulator's error, e.g. a barrier
-// that only part of a block reached. Thread-safe as the CUDA runtime is.
+// the kernel surface at the next synchronising call). Under the emulator the launch is queued on the stream
+// (emu/streams.h) with its arguments copied, as a GPU launch copies them; errors inside it (e.g. a barrier
+// that only part of a block reached) surface at the stream's next synchronize. On the null stream it runs to
+// completion before it returns, and returns that error. Thread-safe as the CUDA runtime is.
 #pragma once
 
 #include <cstddef>
@@ -17,9 +18,11 @@
 #if defined(__CUDACC__)
 #include "kernels/cuda/check.cuh"
 #else
+#include <memory>
 #include <source_location>
 #include <string>
-struct CUstream_st;
+
+#include "kernels/cuda/emu/streams.h"
 #endif
 
 namespace qcoder::cuda {
@@ -49,11 +52,14 @@ struct grid_at {
 
 template <typename... Params, typename... Args>
 result<void> launch(void (*kernel)(Params...), grid_at grid, dim3 block, std::size_t dynamic_shared_bytes,
-                    stream_t /*stream*/, Args&&... args) {
-  // Converted to the parameter types once, as a launch does; each thread then gets its own copy.
-  const std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
-  const std::string name = emu::kernel_name(reinterpret_cast<const void*>(kernel), grid.site);
-  return emu::run_grid(name.c_str(), grid.dims, block, dynamic_shared_bytes, [&] { std::apply(kernel, params); });
+                    stream_t stream, Args&&... args) {
+  // Converted to the parameter types once, as a launch does, and kept with the queued work.
+  auto params = std::make_shared<const std::tuple<std::decay_t<Params>...>>(std::forward<Args>(args)...);
+  auto name = std::make_shared<const std::string>(emu::kernel_name(reinterpret_cast<const void*>(kernel), grid.site));
+  const dim3 grid_dims = grid.dims;
+  return emu::submit(stream, [=]() -> result<void> {
+    return emu::run_grid(name->c_str(), grid_dims, block, dynamic_shared_bytes, [&] { std::apply(kernel, *params); });
+  });
 }
 #endif
 

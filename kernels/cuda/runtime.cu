@@ -1,0 +1,140 @@
+// The runtime interface (runtime.h) for both builds: under nvcc the CUDA runtime, each call through
+// QCODER_CUDA_CHECK; under the host compiler the emulator (emu/streams.h), where device memory is host memory
+// filled with 0xff bytes when allocated (cudaMalloc does not zero, and NaN-filled floats make code that
+// relies on zeros fail its test).
+#include "kernels/cuda/launch.h"
+#include "kernels/cuda/runtime.h"
+
+#if !defined(__CUDACC__)
+#include <cstdlib>
+#include <cstring>
+#endif
+
+namespace QCODER_CUDA_NAMESPACE {
+
+#if defined(__CUDACC__)
+
+result<void*> allocate(std::size_t bytes) {
+  void* p = nullptr;
+  QCODER_CUDA_CHECK(cudaMalloc(&p, bytes));
+  return p;
+}
+
+result<void*> allocate_managed(std::size_t bytes) {
+  void* p = nullptr;
+  QCODER_CUDA_CHECK(cudaMallocManaged(&p, bytes));
+  return p;
+}
+
+void release(void* pointer) { (void)cudaFree(pointer); }
+
+result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
+  return ok();
+}
+
+result<void> zero(void* destination, std::size_t bytes, CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaMemsetAsync(destination, 0, bytes, stream));
+  return ok();
+}
+
+result<CUstream_st*> create_stream() {
+  cudaStream_t s = nullptr;
+  QCODER_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return s;
+}
+
+void destroy_stream(CUstream_st* stream) { (void)cudaStreamDestroy(stream); }
+
+result<void> synchronize(CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return ok();
+}
+
+result<CUevent_st*> create_event() {
+  cudaEvent_t e = nullptr;
+  QCODER_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+
+void destroy_event(CUevent_st* event) { (void)cudaEventDestroy(event); }
+
+result<void> record_event(CUevent_st* event, CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaEventRecord(event, stream));
+  return ok();
+}
+
+result<void> wait_event(CUstream_st* stream, CUevent_st* event) {
+  QCODER_CUDA_CHECK(cudaStreamWaitEvent(stream, event, 0));
+  return ok();
+}
+
+result<void> begin_capture(CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  return ok();
+}
+
+result<CUgraphExec_st*> end_capture(CUstream_st* stream) {
+  cudaGraph_t graph = nullptr;
+  QCODER_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+  (void)cudaGraphDestroy(graph);  // the executable graph keeps what it needs
+  QCODER_CUDA_CHECK(status);
+  return exec;
+}
+
+result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) {
+  QCODER_CUDA_CHECK(cudaGraphLaunch(graph, stream));
+  return ok();
+}
+
+void destroy_graph(CUgraphExec_st* graph) { (void)cudaGraphExecDestroy(graph); }
+
+#else
+
+namespace {
+constexpr std::size_t alignment = 256;  // what cudaMalloc guarantees
+
+result<void*> allocate_filled(std::size_t bytes) {
+  const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
+  void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
+  if (p == nullptr) return fail(errc::io_error, "out of (emulated device) memory allocating {} bytes", bytes);
+  std::memset(p, 0xff, bytes);
+  return p;
+}
+}  // namespace
+
+result<void*> allocate(std::size_t bytes) { return allocate_filled(bytes); }
+result<void*> allocate_managed(std::size_t bytes) { return allocate_filled(bytes); }
+void release(void* pointer) { std::free(pointer); }
+
+result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* stream) {
+  return cuda::emu::submit(stream, [=]() -> result<void> {
+    if (bytes > 0) std::memcpy(destination, source, bytes);
+    return ok();
+  });
+}
+
+result<void> zero(void* destination, std::size_t bytes, CUstream_st* stream) {
+  return cuda::emu::submit(stream, [=]() -> result<void> {
+    if (bytes > 0) std::memset(destination, 0, bytes);
+    return ok();
+  });
+}
+
+result<CUstream_st*> create_stream() { return cuda::emu::new_stream(); }
+void destroy_stream(CUstream_st* stream) { cuda::emu::delete_stream(stream); }
+result<void> synchronize(CUstream_st* stream) { return cuda::emu::wait_stream(stream); }
+result<CUevent_st*> create_event() { return cuda::emu::new_event(); }
+void destroy_event(CUevent_st* event) { cuda::emu::delete_event(event); }
+result<void> record_event(CUevent_st* event, CUstream_st* stream) { return cuda::emu::record(event, stream); }
+result<void> wait_event(CUstream_st* stream, CUevent_st* event) { return cuda::emu::wait_for(stream, event); }
+result<void> begin_capture(CUstream_st* stream) { return cuda::emu::begin_capture(stream); }
+result<CUgraphExec_st*> end_capture(CUstream_st* stream) { return cuda::emu::end_capture(stream); }
+result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) { return cuda::emu::launch_graph(graph, stream); }
+void destroy_graph(CUgraphExec_st* graph) { cuda::emu::delete_graph(graph); }
+
+#endif
+
+}  // namespace QCODER_CUDA_NAMESPACE
