@@ -5,11 +5,12 @@
 
 namespace qcoder::engine {
 
-sequence_state::sequence_state(const model_config& c, std::int64_t capacity_tokens)
+sequence_state::sequence_state(const model_config& c, std::int64_t capacity_tokens, std::pmr::memory_resource* memory)
     : capacity_(capacity_tokens), kv_stride_(c.num_key_value_heads * c.head_dim) {
   const std::int64_t conv_dim =
       2 * c.linear_num_key_heads * c.linear_key_head_dim + c.linear_num_value_heads * c.linear_value_head_dim;
-  layers_.resize(static_cast<std::size_t>(c.num_hidden_layers));
+  layers_.reserve(static_cast<std::size_t>(c.num_hidden_layers));
+  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layers_.emplace_back(memory);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layer_memory& m = layers_[i];
     if (c.layer_types[i] == layer_kind::full_attention) {

@@ -2,11 +2,14 @@
 // recurrent state for the linear-attention layers. The model asks for a layer's memory through kv() and
 // recurrent() and never sees how it is laid out; the prefix cache (later) snapshots and restores it.
 //
-// Capacity in tokens is fixed at construction (all memory is allocated then, none during the forward pass).
+// Capacity in tokens is fixed at construction (all memory is allocated then, none during the forward pass),
+// from the memory resource given then: the heap for the CPU backend, memory a GPU can reach for a device
+// backend (qwen3_next::new_state picks). A copy allocates from the same resource as its original.
 // Owned by one thread at a time (the inference thread).
 #pragma once
 
 #include <cstdint>
+#include <memory_resource>
 #include <vector>
 
 #include "engine/model_config.h"
@@ -31,7 +34,8 @@ struct recurrent_view {
 
 class sequence_state {
  public:
-  sequence_state(const model_config& config, std::int64_t capacity_tokens);
+  sequence_state(const model_config& config, std::int64_t capacity_tokens,
+                 std::pmr::memory_resource* memory = std::pmr::get_default_resource());
 
   std::int64_t length() const { return length_; }      // tokens already in the memory
   std::int64_t capacity() const { return capacity_; }
@@ -60,8 +64,18 @@ class sequence_state {
 
  private:
   struct layer_memory {
-    std::vector<float> keys, values;  // attention: [capacity, n_kv * head_dim]
-    std::vector<float> conv, ssm;     // DeltaNet
+    explicit layer_memory(std::pmr::memory_resource* memory) : keys(memory), values(memory), conv(memory), ssm(memory) {}
+    // pmr containers would copy into the default resource; a copy of device-reachable memory must stay so.
+    layer_memory(const layer_memory& o)
+        : keys(o.keys, o.keys.get_allocator()),
+          values(o.values, o.values.get_allocator()),
+          conv(o.conv, o.conv.get_allocator()),
+          ssm(o.ssm, o.ssm.get_allocator()) {}
+    layer_memory(layer_memory&&) = default;
+    layer_memory& operator=(const layer_memory&) = default;
+    layer_memory& operator=(layer_memory&&) = default;
+    std::pmr::vector<float> keys, values;  // attention: [capacity, n_kv * head_dim]
+    std::pmr::vector<float> conv, ssm;     // DeltaNet
   };
   std::int64_t capacity_ = 0;
   std::int64_t length_ = 0;

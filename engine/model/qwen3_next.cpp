@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/model/device_forward.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/reference/ops.h"
 
@@ -195,6 +196,24 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
   QCODER_TRY(checkpoint ckpt, checkpoint::open(dir));
   QCODER_TRY(qwen3_next_weights weights, qwen3_next_weights::bind(ckpt, config));
   const bool cached_experts = options.experts.ram_budget > 0 && config.num_experts > 0;
+  if (options.device != compute_device::cpu) {
+    // Not yet on a device: the expert cache (a VRAM tier comes with the 8 GB GPU work) and the routing
+    // trace (the routing stays on the device).
+    if (cached_experts) {
+      return fail(errc::unsupported, "the expert cache runs on the cpu backend only (not on {})",
+                  compute_device_name(options.device));
+    }
+    if (!options.routing_trace_path.empty()) {
+      return fail(errc::unsupported, "the routing trace is recorded on the cpu backend only (not on {})",
+                  compute_device_name(options.device));
+    }
+    std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
+    QCODER_TRY(model->device_,
+               make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch));
+    spdlog::info("forward pass on {}: {:.1f} MiB of device memory", compute_device_name(options.device),
+                 static_cast<double>(model->device_->device_bytes()) / (1 << 20));
+    return model;
+  }
   if (options.mlock && !cached_experts) QCODER_CHECK(ckpt.lock_in_memory());
   std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
   if (cached_experts) {
@@ -301,6 +320,11 @@ result<void> qwen3_next::check_step(const sequence_step& step) const {
   return ok();
 }
 
+sequence_state qwen3_next::new_state(std::int64_t capacity_tokens) const {
+  if (device_) return sequence_state(config_, capacity_tokens, device_->state_memory());
+  return sequence_state(config_, capacity_tokens);
+}
+
 // The attention scores scratch: one row per thread, as long as the longest state of the chunk.
 void qwen3_next::reserve_scores(std::int64_t capacity) {
   buffers& f = *buf_;
@@ -376,6 +400,11 @@ result<void> qwen3_next::forward_chunk(std::span<const segment> segments, std::i
   const std::int64_t h = c.hidden_size;
   const float eps = static_cast<float>(c.rms_norm_eps);
   buffers& f = *buf_;
+  if (device_) {
+    QCODER_CHECK(device_->forward_chunk(segments, n, logits, stop));
+    for (const segment& seg : segments) seg.step.state->advance(static_cast<std::int64_t>(seg.step.tokens.size()));
+    return ok();
+  }
 
   if (trace_) std::fill(chunk_predicted_.begin(), chunk_predicted_.end(), -1);
   for (std::size_t s = 0; s < segments.size(); ++s) {  // embedding lookup, dequantised

@@ -23,7 +23,11 @@
 
 namespace qcoder::engine {
 
+// Which kernels a model runs on: the CPU backend, or the CUDA kernels on a GPU or on the emulator.
+enum class compute_device { cpu, cuda, cuda_emu };
+
 struct model_options {
+  compute_device device = compute_device::cpu;  // where the forward pass runs (see device_forward.h)
   int threads = 0;              // 0: one per hardware thread
   std::int64_t max_batch = 256;  // tokens per prefill chunk (bigger chunks share each expert read among more tokens)
   bool mlock = false;           // keep the mapped weights resident
@@ -49,6 +53,14 @@ struct sequence_step {
   logits_mode mode = logits_mode::none;
 };
 
+// A chunk's rows, sequence by sequence: a segment owns rows [row, row + step.tokens.size()).
+struct chunk_segment {
+  std::int64_t row = 0;
+  sequence_step step;
+};
+
+class device_forward;
+
 class qwen3_next {
  public:
   static result<std::unique_ptr<qwen3_next>> load(const std::filesystem::path& dir, const model_options& options);
@@ -60,7 +72,9 @@ class qwen3_next {
   // Bytes of weights one decoded token reads (chosen experts only).
   std::int64_t weight_bytes_per_token() const { return weights_.bytes_per_token(config_); }
 
-  sequence_state new_state(std::int64_t capacity_tokens) const { return sequence_state(config_, capacity_tokens); }
+  // A state whose memory this model's compute device can reach.
+  sequence_state new_state(std::int64_t capacity_tokens) const;
+  compute_device device() const { return options_.device; }
   // The expert cache, or nullptr when the experts are used from the mapped files.
   const expert_store* experts() const { return store_.get(); }
   // Bytes of resident weights copied into process memory (0 without the expert cache).
@@ -86,11 +100,7 @@ class qwen3_next {
   struct buffers;
   qwen3_next(checkpoint ckpt, model_config config, qwen3_next_weights weights, const model_options& options);
 
-  // A chunk's rows, sequence by sequence: segment s owns rows [row, row + tokens.size()).
-  struct segment {
-    std::int64_t row = 0;
-    sequence_step step;
-  };
+  using segment = chunk_segment;
   result<void> check_step(const sequence_step& step) const;
   void reserve_scores(std::int64_t capacity);
   result<void> forward_chunk(std::span<const segment> segments, std::int64_t n, float* logits,
@@ -116,6 +126,7 @@ class qwen3_next {
   result<void> copy_resident_weights(bool lock);
 
   std::unique_ptr<buffers> buf_;
+  std::unique_ptr<device_forward> device_;  // the forward pass on a CUDA device; null on the CPU
   std::unique_ptr<expert_store> store_;
   weight_arena resident_;
   // Routing trace (with options_.routing_trace_path): the chunk's choices per MoE layer are buffered, then

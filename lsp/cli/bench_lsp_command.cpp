@@ -98,7 +98,7 @@ int run_bench_lsp(args_view args) {
   int max_tokens = 8;
   int file_tokens = 3000;
   bool as_json = false;
-  remote_flags remote;
+  remote_flags remote(flags);
   arg_parser parser("bench lsp --model DIR [--file F] [--workspace DIR] [--chars N] [--backend URL] [--json]",
                     "Type N characters into a file through an in-process language server, one inline completion\n"
                     "per keystroke, and print the server's own latency (p50/p99), excluding the model's compute.");

@@ -55,7 +55,7 @@ int run_lsp(args_view args) {
   int debounce_ms = 150;
   model_flags model;
   prefix_cache_flags cache;
-  remote_flags remote;
+  remote_flags remote(model);
   arg_parser parser("lsp [--stdio | --listen HOST:PORT]",
                     "Run the language server over stdin/stdout (what editors start). Exits with 0 after the\n"
                     "client's shutdown + exit, 1 when the input ends or exit comes without shutdown.");

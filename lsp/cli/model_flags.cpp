@@ -7,12 +7,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/model/device_forward.h"
 #include "engine/model_locator.h"
 
 namespace qcoder::cli {
 
 void model_flags::add_to(arg_parser& parser) {
   parser.option("model", "DIR", "model folder; default: the Hugging Face cache (see `qcoder info`)", &model);
+  parser.option("backend", "NAME",
+                "where the model runs: cpu (default), cuda (an NVIDIA GPU), cuda-emu (the CUDA kernels on\n"
+                "                     the CPU emulator: slow, for checking them); for lsp, refactor and bench lsp also\n"
+                "                     the URL of an OpenAI-compatible server (vLLM, SGLang, llama-server, qcoder serve),\n"
+                "                     e.g. http://gpu-box:8000/v1: only the tokenizer is then needed locally",
+                &backend);
   parser.option("threads", "N", "compute threads; 0 = one per hardware thread", &threads);
   parser.flag("mlock", "lock the weights in RAM so the OS never pages them out", &mlock);
   parser.option("batch", "N", "prompt tokens per forward chunk (prefill)", &batch);
@@ -52,11 +59,18 @@ result<std::uint64_t> model_flags::expert_budget(const std::filesystem::path& di
   return available - reserve >= weights ? std::uint64_t{0} : available - reserve;
 }
 
+bool model_flags::remote() const { return backend != "cpu" && backend != "cuda" && backend != "cuda-emu"; }
+
 result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
   if (batch < 1) return fail(errc::invalid_argument, "--batch must be ≥ 1 (got {})", batch);
+  if (remote()) {
+    if (backend.find("://") == std::string::npos) QCODER_CHECK(engine::parse_compute_device(backend));
+    return fail(errc::invalid_argument, "--backend {}: this command runs the model here (cpu, cuda or cuda-emu)", backend);
+  }
   QCODER_TRY(engine::located_model where, engine::locate_model(engine::model_search::from_environment(model)));
   spdlog::info("loading model from {} ({})", where.dir.string(), where.source);
   engine::model_options options;
+  QCODER_TRY(options.device, engine::parse_compute_device(backend));
   QCODER_TRY(options.experts.ram_budget, expert_budget(where.dir));
   if (!expert_layer_budget.empty()) {
     if (options.experts.ram_budget == 0) {

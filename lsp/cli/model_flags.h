@@ -17,6 +17,8 @@ namespace qcoder::cli {
 
 struct model_flags {
   std::string model;  // empty: the Hugging Face cache
+  // cpu, cuda, cuda-emu, or (commands with remote_flags) a server URL
+  std::string backend = "cpu";
   int threads = 0;
   bool mlock = false;
   int batch = 256;
@@ -29,6 +31,8 @@ struct model_flags {
   std::string stats_json;     // FILE: expert cache statistics per layer, written at exit
 
   void add_to(arg_parser& parser);
+  // Whether --backend names a server rather than local kernels.
+  bool remote() const;
   result<std::unique_ptr<engine::qwen3_next>> load() const;
   result<std::uint64_t> expert_budget(const std::filesystem::path& model_dir) const;
 };

@@ -76,7 +76,7 @@ class progress_line {
 
 int run_refactor(args_view args) {
   model_flags flags;
-  remote_flags remote;
+  remote_flags remote(flags);
   prefix_cache_flags cache_flags;
   service::refactor_options options;
   std::string workspace = ".";

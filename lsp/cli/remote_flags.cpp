@@ -11,12 +11,7 @@
 namespace qcoder::cli {
 
 void remote_flags::add_to(arg_parser& parser) {
-  parser.option("backend", "URL",
-                "send prompts to this OpenAI-compatible server (vLLM, SGLang, llama-server, qcoder serve),\n"
-                "                     e.g. http://gpu-box:8000/v1, instead of running the model here; only the\n"
-                "                     tokenizer is needed locally",
-                &backend)
-      .option("api-key-env", "VAR", "with --backend: the environment variable holding the server's API key", &api_key_env)
+  parser.option("api-key-env", "VAR", "with --backend: the environment variable holding the server's API key", &api_key_env)
       .option("remote-model", "NAME", "with --backend: the model name to ask for (default: the first the server lists)",
               &remote_model)
       .option("remote-timeout", "S", "with --backend: longest silence from the server within a request (default 60)",
@@ -34,7 +29,7 @@ result<service::remote_options> remote_flags::options() const {
     }
     return fail(errc::invalid_argument, "no --backend given");
   }
-  if (result<http::endpoint> url = http::parse_endpoint(backend); !url) {
+  if (result<http::endpoint> url = http::parse_endpoint(backend()); !url) {
     return fail(errc::invalid_argument, "--backend: {}", url.err().message);
   }
   if (prompt_form != "tokens" && prompt_form != "text") {
@@ -42,7 +37,7 @@ result<service::remote_options> remote_flags::options() const {
   }
   if (timeout_seconds < 1 || timeout_seconds > 3600) return fail(errc::invalid_argument, "--remote-timeout: expected 1..3600 seconds");
   service::remote_options out;
-  out.url = backend;
+  out.url = backend();
   out.model = remote_model;
   out.http.idle_timeout = std::chrono::seconds(timeout_seconds);
   if (!api_key_env.empty()) {

@@ -14,14 +14,16 @@
 namespace qcoder::cli {
 
 struct remote_flags {
-  std::string backend;      // the server's base URL; empty: the local model
+  // The server's base URL is model_flags' --backend (which also names local backends).
+  explicit remote_flags(const model_flags& model) : model_(&model) {}
+
   std::string api_key_env;  // the variable holding the API key
   std::string remote_model; // empty: the first model the server lists
   int timeout_seconds = 60; // longest silence from the server within a request
   std::string prompt_form = "tokens";  // how prompts go: "tokens" (ids) or "text"
 
   void add_to(arg_parser& parser);
-  bool enabled() const { return !backend.empty(); }
+  bool enabled() const { return model_->remote(); }
   // Checks the flags when any was given (the URL, the key variable), without contacting the server.
   result<void> validate() const;
   // Checks the flags (the URL, the key variable) without contacting the server.
@@ -30,6 +32,10 @@ struct remote_flags {
   // only the tokenizer files are needed) and the server's client. The server is asked for its models once,
   // to log what it serves; one that is down now is not an error (requests say so until it is back).
   result<service::loaded_engine> load(const model_flags& model) const;
+
+ private:
+  const std::string& backend() const { return model_->backend; }
+  const model_flags* model_;
 };
 
 }  // namespace qcoder::cli

@@ -1,0 +1,47 @@
+// The forward pass of qwen3_next on a CUDA device: every weight uploaded once at load, every activation in
+// device memory, every op a kernel launch on one stream (kernels/cuda/), and the host only queueing work,
+// uploading the chunk's token ids and row layout, and reading back logits. Two builds of one implementation
+// (device_forward_impl.inc): on the real CUDA runtime (`--backend cuda`, when built with nvcc) and on the
+// emulator (`--backend cuda-emu`), which runs the same kernel sources on the CPU so the whole model can be
+// checked against the CPU backend on machines without a GPU.
+//
+// Sequence memory (K/V rows, conv and delta-rule state) must be reachable by the kernels and by the host (the
+// prefix cache and speculative rollback read and write it): states are made with state_memory(), managed
+// memory on a GPU. Thread-safety: as qwen3_next (one inference thread).
+#pragma once
+
+#include <memory>
+#include <memory_resource>
+#include <span>
+#include <stop_token>
+#include <string_view>
+
+#include "engine/model/qwen3_next.h"
+
+namespace qcoder::engine {
+
+result<compute_device> parse_compute_device(std::string_view name);  // "cpu", "cuda", "cuda-emu"
+std::string_view compute_device_name(compute_device device);
+// Whether this build can run `device` at all (cuda: compiled with nvcc; cuda-emu: built with the emulator).
+bool compute_device_built(compute_device device);
+
+class device_forward {
+ public:
+  using segment = chunk_segment;
+
+  virtual ~device_forward() = default;
+  // Where sequence states for this device are allocated.
+  virtual std::pmr::memory_resource* state_memory() = 0;
+  // One chunk of n rows (≤ the max_batch given at creation) over `segments` in row order; logits as
+  // qwen3_next::forward_chunk writes them. Does not advance the states (the caller does on success).
+  virtual result<void> forward_chunk(std::span<const segment> segments, std::int64_t n, float* logits,
+                                     const std::stop_token& stop) = 0;
+  // Bytes of device memory held for weights and activations.
+  virtual std::int64_t device_bytes() const = 0;
+};
+
+// Uploads the weights and allocates the activations for chunks of up to max_batch rows.
+result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
+                                                            const qwen3_next_weights& weights, std::int64_t max_batch);
+
+}  // namespace qcoder::engine
