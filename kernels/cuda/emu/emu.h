@@ -6,19 +6,21 @@
 // - The CUDA Toolkit's own headers give the qualifiers (`__global__`, `__device__`, ... expand to nothing or
 //   to `inline` on the host), `dim3`/`uint3`, and the types `__nv_bfloat16`, `__half`, `__nv_fp8_e4m3` with
 //   their conversions: those headers compile with g++, so the emulator computes with the very same types.
-// - A launch (launch.h) runs the grid's blocks one after another. Each block runs on blockDim.x*y*z real OS
-//   threads that are created once per launch and reused for every block. `threadIdx` and friends are
-//   per-thread state of those threads.
-// - `__syncthreads()` and every warp collective are barriers over the block's (or the warp's) threads. A
-//   barrier that cannot complete because some thread of the block has returned is an error that names the
-//   kernel, block and thread, and the launch returns it: it never hangs (see emu.cpp).
+// - A launch (launch.h) runs the grid's blocks one after another on one OS thread; each GPU thread of a
+//   block is a fiber with its own stack (emu.cpp), created once and reused. `threadIdx` and friends are the
+//   running fiber's state.
+// - `__syncthreads()` and every warp collective are barriers over the block's (or the warp's) threads: a
+//   fiber that reaches one yields until the last participant arrives. A barrier that cannot complete
+//   because some thread of the block has returned, or a block where no thread can go on, is an error that
+//   names the kernel, block and thread, and the launch returns it: it never hangs. ThreadSanitizer sees the
+//   fibers as threads ordered only by those barriers (see emu.cpp).
 // - Shared memory is declared through QCODER_SHARED / QCODER_DYNAMIC_SHARED (kernel.cuh), because a plain
 //   `__shared__` local would be private to each emulated thread. Every declaration gets one heap buffer per
 //   block, of exactly its size, filled with 0xff bytes (CUDA does not zero shared memory; NaN-filled floats
 //   make a kernel that relies on zeros fail its test), and freed when the block ends, so AddressSanitizer
 //   reports an overflow or a use after the block.
-// Thread-safety: everything here is per-thread or per-block state guarded by the block's mutex; one launch
-// at a time per calling thread (launches from different host threads are independent).
+// Thread-safety: a launch is confined to the OS thread that runs it; launches from different host threads
+// (or streams) are independent.
 #pragma once
 
 #include <cuda_bf16.h>
