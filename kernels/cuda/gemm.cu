@@ -25,6 +25,7 @@
 // qcoder_kernels_cuda_emu.
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
@@ -196,7 +197,9 @@ result<void> launch_gemm(const cuda::matmul_args& a, CUstream_st* stream) {
 // Weights exact in bf16 (bf16, FP8): the scale per fragment when the blocks allow it, else folded and split.
 template <typename W>
 result<void> launch_exact_weights(const cuda::matmul_args& a, CUstream_st* stream) {
-  if (a.w.scales == nullptr) return launch_gemm<W, false, false>(a, stream);
+  if constexpr (!std::is_same_v<W, __nv_fp8_e4m3>) {  // FP8 always has scales (checked)
+    if (a.w.scales == nullptr) return launch_gemm<W, false, false>(a, stream);
+  }
   if (a.w.block_rows % 16 == 0 && a.w.block_cols % tile_k == 0) return launch_gemm<W, false, true>(a, stream);
   return launch_gemm<W, true, false>(a, stream);
 }

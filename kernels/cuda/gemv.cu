@@ -179,8 +179,10 @@ struct gemv_params {
 };
 
 // grid.x blocks of gemv_threads; warp w of block b takes rows b × 4 + w, then + gridDim.x × 4, ...
+// At least 6 blocks (24 warps) per SM: the loads in flight, not the math, set a gemv's speed (80 registers;
+// 8 blocks would spill).
 template <typename W>
-__global__ void gemv_kernel(gemv_params p) {
+__global__ void QCODER_LAUNCH_BOUNDS(gemv_threads, 6) gemv_kernel(gemv_params p) {
   QCODER_DYNAMIC_SHARED(float, staged);
   const float* x = p.x;
   std::int64_t x_stride = p.cols;
@@ -229,7 +231,7 @@ struct expert_params {
 
 // grid.x = assignments, grid.y = groups of rows; warp w of group g takes rows g × 4 + w, + gridDim.y × 4, ...
 template <typename W>
-__global__ void expert_gemv_kernel(expert_params p) {
+__global__ void QCODER_LAUNCH_BOUNDS(gemv_threads, 8) expert_gemv_kernel(expert_params p) {
   QCODER_DYNAMIC_SHARED(float, staged);
   const std::int64_t a = blockIdx.x;
   const cuda::expert_pointers weights = p.table[p.experts[a]];

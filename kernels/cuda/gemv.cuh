@@ -11,10 +11,13 @@
 #include "kernels/cuda/matmul.h"
 
 // Asks nvcc to unroll the next loop; the host compiler would warn about an unknown pragma.
+// __launch_bounds__ likewise, which the toolkit's host headers leave undefined.
 #if defined(__CUDACC__)
 #define QCODER_UNROLL _Pragma("unroll")
+#define QCODER_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads, min_blocks)
 #else
 #define QCODER_UNROLL
+#define QCODER_LAUNCH_BOUNDS(threads, min_blocks)
 #endif
 
 namespace QCODER_CUDA_NAMESPACE {
