@@ -20,8 +20,10 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #else
 #include "kernels/cuda/emu/emu.h"
+#include "kernels/cuda/emu/wmma.h"
 #endif
 
 namespace qcoder::cuda {
