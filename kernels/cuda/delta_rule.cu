@@ -29,13 +29,22 @@
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/mixers.h"
 
+// The most threads a kernel is launched with, so that nvcc keeps its registers within an SM's 64 K (the
+// emulator has no registers to budget).
+#if defined(__CUDACC__)
+#define QCODER_MAX_THREADS(count) __launch_bounds__(count)
+#else
+#define QCODER_MAX_THREADS(count)
+#endif
+
 namespace QCODER_CUDA_NAMESPACE {
 
 namespace {
 
 constexpr int rows_per_thread = 32;  // recurrent: state rows per thread
 constexpr int max_chunk = 64;        // chunked: A and M are chunk × chunk in shared memory
-constexpr int max_threads = 1024;
+constexpr int max_threads = 512;     // recurrent: ceil32(dv) × ceil(dk / 32), 128 × 128 at most
+constexpr int max_chunk_threads = 256;  // chunked: ceil32(dv), each with up to 128 state registers
 
 std::int64_t round_up_32(std::int64_t x) { return (x + 31) / 32 * 32; }
 
@@ -57,12 +66,13 @@ result<void> allow_dynamic_shared(void (*kernel)(Params...), std::size_t bytes) 
 
 // ---- recurrent ----------------------------------------------------------------------------------------
 
-// Floats of one token's staging area: q [dk], k [dk], v [dv], g, β.
-__host__ __device__ inline std::int64_t stage_floats(std::int64_t dk, std::int64_t dv) { return 2 * dk + dv + 2; }
+// Floats of one token's staging area: q and k [rows: dk padded with zeros to the groups' 32 rows each], v [dv],
+// g, β. The padding keeps the per-row loops free of bounds checks (and their registers).
+__host__ __device__ inline std::int64_t stage_floats(std::int64_t rows, std::int64_t dv) { return 2 * rows + dv + 2; }
 
 // grid (v_heads, segments), block (ceil32(dv), ceil(dk / 32)); dynamic shared: two staging areas, then the
 // groups' parts of Sᵀk and of Sᵀq ([groups][ceil32(dv)] each).
-__global__ void delta_rule_steps(cuda::delta_rule_args a) {
+__global__ void QCODER_MAX_THREADS(max_threads) delta_rule_steps(cuda::delta_rule_args a) {
   QCODER_DYNAMIC_SHARED(float, smem);
   const std::int64_t dk = a.dk, dv = a.dv;
   const int width = static_cast<int>(blockDim.x);
@@ -71,7 +81,8 @@ __global__ void delta_rule_steps(cuda::delta_rule_args a) {
   const int group = static_cast<int>(threadIdx.y);
   const int tid = j + width * group;
   const int threads = width * groups;
-  const std::int64_t stage = stage_floats(dk, dv);
+  const std::int64_t padded = static_cast<std::int64_t>(groups) * rows_per_thread;
+  const std::int64_t stage = stage_floats(padded, dv);
   float* part_kv = smem + 2 * stage;
   float* part_o = part_kv + groups * width;
 
@@ -90,12 +101,12 @@ __global__ void delta_rule_steps(cuda::delta_rule_args a) {
 
   for (std::int64_t t = first; t < last; ++t) {
     float* sq = smem + ((t - first) & 1) * stage;
-    float* sk = sq + dk;
-    float* sv = sk + dk;
+    float* sk = sq + padded;
+    float* sv = sk + padded;
     const float* in = a.qkv + t * a.row_stride;
-    for (std::int64_t i = tid; i < dk; i += threads) {
-      sq[i] = in[kh * dk + i];
-      sk[i] = in[a.k_offset + kh * dk + i];
+    for (std::int64_t i = tid; i < padded; i += threads) {
+      sq[i] = i < dk ? in[kh * dk + i] : 0.0f;
+      sk[i] = i < dk ? in[a.k_offset + kh * dk + i] : 0.0f;
     }
     for (std::int64_t i = tid; i < dv; i += threads) sv[i] = in[a.v_offset + vh * dv + i];
     if (tid == 0) {
@@ -105,12 +116,13 @@ __global__ void delta_rule_steps(cuda::delta_rule_args a) {
     __syncthreads();
 
     const float decay = expf(sv[dv]);
+    const float* k = sk + row0;  // the thread's rows (zeros past dk, where its state is zero too)
+    const float* q = sq + row0;
     float kv = 0.0f;
 #pragma unroll
     for (int r = 0; r < rows_per_thread; ++r) {
-      const float k = row0 + r < dk ? sk[row0 + r] : 0.0f;
       s[r] *= decay;
-      kv += s[r] * k;
+      kv += s[r] * k[r];
     }
     part_kv[group * width + j] = kv;
     __syncthreads();
@@ -121,9 +133,8 @@ __global__ void delta_rule_steps(cuda::delta_rule_args a) {
     float o = 0.0f;
 #pragma unroll
     for (int r = 0; r < rows_per_thread; ++r) {
-      const bool live = row0 + r < dk;
-      s[r] += (live ? sk[row0 + r] : 0.0f) * delta;
-      o += s[r] * (live ? sq[row0 + r] : 0.0f);
+      s[r] += k[r] * delta;
+      o += s[r] * q[r];
     }
     part_o[group * width + j] = o;
     __syncthreads();
@@ -154,7 +165,7 @@ __host__ __device__ inline std::int64_t chunk_shared_floats(std::int64_t chunk, 
 // grid (v_heads, segments), block ceil32(dv); dynamic shared: K [C][k_stride], V then R then V' [C][dv],
 // A [C][C], M [C][C], G [C], β [C]. DK is dk rounded up to 32, 64 or 128 (the state column's registers).
 template <int DK>
-__global__ void delta_rule_chunks(cuda::delta_rule_args a) {
+__global__ void QCODER_MAX_THREADS(max_chunk_threads) delta_rule_chunks(cuda::delta_rule_args a) {
   QCODER_DYNAMIC_SHARED(float, smem);
   const std::int64_t dk = a.dk, dv = a.dv, chunk = a.chunk;
   const std::int64_t ks_stride = k_stride(dk);
@@ -301,7 +312,8 @@ result<void> delta_rule_recurrent(const cuda::delta_rule_args& a, CUstream_st* s
                 a.dv, width * groups, max_threads);
   }
   if (a.n == 0) return ok();
-  const std::size_t bytes = static_cast<std::size_t>(2 * stage_floats(a.dk, a.dv) + 2 * groups * width) * sizeof(float);
+  const std::int64_t stage = stage_floats(groups * rows_per_thread, a.dv);
+  const std::size_t bytes = static_cast<std::size_t>(2 * stage + 2 * groups * width) * sizeof(float);
   QCODER_CHECK(allow_dynamic_shared(delta_rule_steps, bytes));
   return cuda::launch(delta_rule_steps, dim3(static_cast<unsigned>(a.v_heads), static_cast<unsigned>(a.rows.segments)),
                       dim3(static_cast<unsigned>(width), static_cast<unsigned>(groups)), bytes, stream, a);
@@ -309,10 +321,10 @@ result<void> delta_rule_recurrent(const cuda::delta_rule_args& a, CUstream_st* s
 
 result<void> delta_rule_chunked(const cuda::delta_rule_args& a, CUstream_st* stream) {
   QCODER_CHECK(validate(a, "delta_rule_chunked"));
-  if (a.chunk < 1 || a.chunk > max_chunk || a.dk > 128 || round_up_32(a.dv) > max_threads) {
+  if (a.chunk < 1 || a.chunk > max_chunk || a.dk > 128 || round_up_32(a.dv) > max_chunk_threads) {
     return fail(errc::invalid_argument,
                 "delta_rule_chunked: chunk {} (1..{}) with a {} × {} state (dk ≤ 128, dv ≤ {})", a.chunk, max_chunk,
-                a.dk, a.dv, max_threads);
+                a.dk, a.dv, max_chunk_threads);
   }
   if (a.n == 0) return ok();
   if (a.dk <= 32) return launch_chunks<32>(a, stream);
