@@ -14,6 +14,12 @@ __device__ __forceinline__ float warp_sum(float value) {
   return value;
 }
 
+// The maximum over the 32 lanes of a warp, in every lane.
+__device__ __forceinline__ float warp_max(float value) {
+  for (int offset = 16; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(full_warp_mask, value, offset));
+  return value;
+}
+
 // The sum over the whole block, in every thread. blockDim.x must be a multiple of 32 (≤ 1024), blockDim.y
 // and .z 1; `warp_sums` is the block's shared scratch of 32 floats. It is read after the one barrier and not
 // written again, so a caller that reuses it for a second reduction must __syncthreads() first.

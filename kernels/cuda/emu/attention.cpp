@@ -1,0 +1,2 @@
+// The attention kernels' source, compiled by the host compiler against the emulator (see kernels/cuda/kernel.cuh).
+#include "kernels/cuda/attention.cu"
