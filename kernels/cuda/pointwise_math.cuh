@@ -14,8 +14,10 @@ namespace QCODER_CUDA_NAMESPACE {
 // small one on the emulator, where each thread is an OS thread and every barrier wakes all of them.
 #if defined(__CUDACC__)
 constexpr unsigned long_row_threads = 1024;
+#define QCODER_LONG_ROW_BOUNDS __launch_bounds__(1024)  // registers capped so a full block always launches
 #else
-constexpr unsigned long_row_threads = 128;
+constexpr unsigned long_row_threads = 64;
+#define QCODER_LONG_ROW_BOUNDS
 #endif
 // A fully unrolled loop (register arrays stay in registers), spelled for either compiler.
 #if defined(__CUDACC__)

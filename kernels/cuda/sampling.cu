@@ -24,6 +24,11 @@
 // one ulp and so the sums by ~2^-24 of that p: only a u within that distance of a cumulative boundary, or a
 // top-p/min-p threshold that exact, can then pick a different token).
 //
+// Logits must hold no NaN and no +inf, and at least one finite value (−inf is fine: a masked token); the CPU
+// sampler's sort and softmax have no meaning otherwise either.
+// Not measured on a GPU yet. The likely cost centre of the top-k path is the radix select's first
+// histogram, whose shared-memory atomics pile onto the few bins that a logit's sign and exponent fill.
+//
 // Compiled by nvcc into qcoder_kernels_cuda and by the host compiler (emu/sampling.cpp) into
 // qcoder_kernels_cuda_emu.
 #include <cstring>
@@ -45,7 +50,7 @@ __device__ __forceinline__ bool beats(float v, std::int64_t i, float best, std::
   return v > best || (v == best && i < best_i);
 }
 
-__global__ void argmax_kernel(const float* x, std::int32_t* ids, std::int64_t count, bool vec) {
+__global__ void QCODER_LONG_ROW_BOUNDS argmax_kernel(const float* x, std::int32_t* ids, std::int64_t count, bool vec) {
   QCODER_SHARED(float, warp_best, 32);
   QCODER_SHARED(std::int64_t, warp_index, 32);
   const float* row = x + static_cast<std::int64_t>(blockIdx.x) * count;
@@ -300,7 +305,7 @@ __device__ void block_counts(unsigned a, unsigned b, sample_shared& s, unsigned&
   __syncthreads();
 }
 
-__global__ void sample_kernel(const float* logits, std::int32_t* out, std::int64_t vocab, float temperature,
+__global__ void QCODER_LONG_ROW_BOUNDS sample_kernel(const float* logits, std::int32_t* out, std::int64_t vocab, float temperature,
                               std::int32_t top_k, float top_p, float min_p, double uniform) {
   QCODER_SHARED(sample_shared, shared, 1);
   sample_shared& s = shared[0];

@@ -146,16 +146,16 @@ TEST_P(SampleEmu, DrawsTheCpuSamplersToken) {
 INSTANTIATE_TEST_SUITE_P(
     Parameters, SampleEmu,
     testing::Values(sample_case{1, shape::spread, {1.0f, 0, 1.0f, 0.0f}, 2},
-                    sample_case{7, shape::spread, {1.0f, 0, 1.0f, 0.0f}, 20},
-                    sample_case{1000, shape::spread, {0.7f, 20, 0.8f, 0.0f}, 30},       // the model's defaults
-                    sample_case{1000, shape::ties, {1.0f, 40, 0.95f, 0.0f}, 30},        // top-k cuts through a tie
-                    sample_case{1000, shape::spread, {1.3f, 0, 0.9f, 0.05f}, 20},       // top-p and min-p
-                    sample_case{1000, shape::masked, {0.5f, 0, 1.0f, 0.0f}, 20},        // −inf logits
-                    sample_case{1000, shape::spread, {1.0f, 0, 1.0f, 1e-30f}, 10},      // min-p deep in the tail
-                    sample_case{1000, shape::spread, {1.0f, 1, 1.0f, 0.0f}, 5},         // top-1 is greedy
-                    sample_case{5000, shape::flat, {1.0f, 0, 1.0f, 0.0f}, 4},           // three chunks, no cut
-                    sample_case{5000, shape::flat, {2.0f, 0, 0.7f, 0.0f}, 4},           // top-p over chunks
-                    sample_case{5000, shape::ties, {1.0f, 4500, 1.0f, 0.2f}, 4}));      // top-k past a chunk
+                    sample_case{7, shape::spread, {1.0f, 0, 1.0f, 0.0f}, 12},
+                    sample_case{1000, shape::spread, {0.7f, 20, 0.8f, 0.0f}, 12},       // the model's defaults
+                    sample_case{1000, shape::ties, {1.0f, 40, 0.95f, 0.0f}, 8},        // top-k cuts through a tie
+                    sample_case{1000, shape::spread, {1.3f, 0, 0.9f, 0.05f}, 6},       // top-p and min-p
+                    sample_case{1000, shape::masked, {0.5f, 0, 1.0f, 0.0f}, 6},        // −inf logits
+                    sample_case{1000, shape::spread, {1.0f, 0, 1.0f, 1e-30f}, 4},      // min-p deep in the tail
+                    sample_case{1000, shape::spread, {1.0f, 1, 1.0f, 0.0f}, 2},         // top-1 is greedy
+                    sample_case{5000, shape::flat, {1.0f, 0, 1.0f, 0.0f}, 1},           // three chunks, no cut
+                    sample_case{5000, shape::flat, {2.0f, 0, 0.7f, 0.0f}, 1},           // top-p over chunks
+                    sample_case{5000, shape::ties, {1.0f, 4500, 1.0f, 0.2f}, 1}));      // top-k past a chunk
 
 TEST(SampleEmu, RejectsBadParameters) {
   std::vector<float> logits(8, 0.0f);
