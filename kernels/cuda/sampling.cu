@@ -17,7 +17,7 @@
 //   cut-offs, which are counts);
 // - min-p keeps p ≥ min_p × 1, a count over the row, no sort needed.
 // With top_k ≤ chunk (the usual case) one chunk holds everything; top_k = 0 over a flat distribution walks the
-// whole vocabulary in ~75 chunks, a few milliseconds on a GPU.
+// whole vocabulary in ~75 chunks (each re-gathered per sweep: slow, by estimate milliseconds; not measured).
 // Where a GPU can differ from the CPU: p's exp. The emulator calls the host's expf, as the CPU sampler does;
 // nvcc's code rounds the double exp to float, which equals the host's expf whenever both are correctly
 // rounded (glibc's expf is within 0.502 ulp: on x86-64 it differs from (float)exp((double)x) for about 1 in
