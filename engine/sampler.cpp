@@ -1,4 +1,5 @@
 // Sampling pipeline: presence and frequency penalties → repetition penalty → temperature → top-k → softmax → top-p → min-p → draw.
+// The steps after the penalties are draw_token, a pure function of the logits and one uniform number.
 #include "engine/sampler.h"
 
 #include <algorithm>
@@ -39,8 +40,8 @@ sampler::sampler(const sampling_params& params, std::int64_t vocab_size)
     : params_(params),
       vocab_(vocab_size),
       rng_(params.seed),
-      candidates_(static_cast<std::size_t>(vocab_size)),
-      probs_(static_cast<std::size_t>(vocab_size)),
+      scratch_{std::vector<std::int32_t>(static_cast<std::size_t>(vocab_size)),
+               std::vector<float>(static_cast<std::size_t>(vocab_size))},
       seen_(static_cast<std::size_t>(vocab_size), 0) {
   if (params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f) counts_.assign(static_cast<std::size_t>(vocab_size), 0);
 }
@@ -71,47 +72,58 @@ std::int32_t sampler::sample(float* logits, std::span<const std::int32_t> histor
   }
   if (params_.greedy) return argmax(logits, vocab_);
 
+  // u as uniform_real_distribution<double>(0, kept) would scale it (a + u·(b − a)): u·kept, bit for bit.
+  const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  return draw_token(logits, vocab_, {params_.temperature, params_.top_k, params_.top_p, params_.min_p}, u, scratch_);
+}
+
+std::int32_t draw_token(const float* logits, std::int64_t vocab, const draw_params& params, double uniform,
+                        draw_scratch& scratch) {
+  std::vector<std::int32_t>& candidates = scratch.candidates;
+  std::vector<float>& probs = scratch.probs;
+  candidates.resize(static_cast<std::size_t>(vocab));
+  probs.resize(static_cast<std::size_t>(vocab));
   // Candidates sorted by logit, descending (ties: lower id first), cut to top-k.
-  std::iota(candidates_.begin(), candidates_.end(), 0);
-  const std::int64_t k = params_.top_k > 0 ? std::min<std::int64_t>(params_.top_k, vocab_) : vocab_;
+  std::iota(candidates.begin(), candidates.end(), 0);
+  const std::int64_t k = params.top_k > 0 ? std::min<std::int64_t>(params.top_k, vocab) : vocab;
   auto by_logit = [logits](std::int32_t a, std::int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(), by_logit);
+  std::partial_sort(candidates.begin(), candidates.begin() + k, candidates.end(), by_logit);
 
   // Softmax over the candidates at the temperature.
-  const float max_logit = logits[candidates_[0]];
+  const float max_logit = logits[candidates[0]];
   double total = 0.0;
   for (std::int64_t i = 0; i < k; ++i) {
-    const float p = std::exp((logits[candidates_[static_cast<std::size_t>(i)]] - max_logit) / params_.temperature);
-    probs_[static_cast<std::size_t>(i)] = p;
+    const float p = std::exp((logits[candidates[static_cast<std::size_t>(i)]] - max_logit) / params.temperature);
+    probs[static_cast<std::size_t>(i)] = p;
     total += p;
   }
   // top-p: the smallest prefix whose mass reaches top_p (at least one token); min-p relative to the best.
   std::int64_t keep = k;
-  if (params_.top_p < 1.0f) {
+  if (params.top_p < 1.0f) {
     double mass = 0.0;
     for (std::int64_t i = 0; i < k; ++i) {
-      mass += probs_[static_cast<std::size_t>(i)] / total;
-      if (mass >= params_.top_p) {
+      mass += probs[static_cast<std::size_t>(i)] / total;
+      if (mass >= params.top_p) {
         keep = i + 1;
         break;
       }
     }
   }
-  if (params_.min_p > 0.0f) {
-    const float floor = params_.min_p * probs_[0];
+  if (params.min_p > 0.0f) {
+    const float floor = params.min_p * probs[0];
     std::int64_t i = 1;
-    while (i < keep && probs_[static_cast<std::size_t>(i)] >= floor) ++i;
+    while (i < keep && probs[static_cast<std::size_t>(i)] >= floor) ++i;
     keep = i;
   }
   double kept = 0.0;
-  for (std::int64_t i = 0; i < keep; ++i) kept += probs_[static_cast<std::size_t>(i)];
-  const double target = std::uniform_real_distribution<double>(0.0, kept)(rng_);
+  for (std::int64_t i = 0; i < keep; ++i) kept += probs[static_cast<std::size_t>(i)];
+  const double target = uniform * kept;
   double acc = 0.0;
   for (std::int64_t i = 0; i < keep; ++i) {
-    acc += probs_[static_cast<std::size_t>(i)];
-    if (target < acc) return candidates_[static_cast<std::size_t>(i)];
+    acc += probs[static_cast<std::size_t>(i)];
+    if (target < acc) return candidates[static_cast<std::size_t>(i)];
   }
-  return candidates_[static_cast<std::size_t>(keep - 1)];
+  return candidates[static_cast<std::size_t>(keep - 1)];
 }
 
 }  // namespace qcoder::engine

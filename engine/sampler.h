@@ -29,6 +29,28 @@ struct sampling_params {
   result<void> validate() const;
 };
 
+// The restrictions and temperature of one draw, as sampling_params holds them.
+struct draw_params {
+  float temperature = 1.0f;  // > 0
+  std::int32_t top_k = 0;    // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
+};
+
+// Scratch for draw_token, sized to the vocabulary on first use (and kept by a sampler between calls).
+struct draw_scratch {
+  std::vector<std::int32_t> candidates;
+  std::vector<float> probs;
+};
+
+// The final step of sampler::sample, after its penalties: candidates sorted by logit (ties: lower id
+// first) cut to top_k, p = exp((logit − max) / temperature) in float, the top-p prefix (double sums), the
+// min-p cut, then the candidate whose running kept mass first exceeds `uniform` × the kept mass (`uniform`
+// in [0, 1): the random number, which sampler::sample draws from its generator). Deterministic: the
+// device's cuda::sample reproduces it for the same logits and number.
+std::int32_t draw_token(const float* logits, std::int64_t vocab, const draw_params& params, double uniform,
+                        draw_scratch& scratch);
+
 class sampler {
  public:
   sampler(const sampling_params& params, std::int64_t vocab_size);
@@ -42,8 +64,7 @@ class sampler {
   sampling_params params_;
   std::int64_t vocab_;
   std::mt19937_64 rng_;
-  std::vector<std::int32_t> candidates_;
-  std::vector<float> probs_;
+  draw_scratch scratch_;
   std::vector<std::uint8_t> seen_;
   std::vector<std::uint32_t> counts_;
 };

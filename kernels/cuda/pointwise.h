@@ -93,7 +93,9 @@ struct argmax_args {
 
 // One draw from softmax(logits / temperature) restricted by top_k (0: off), top_p (1: off) and min_p (0: off)
 // as engine::sampler does after its penalties, with `uniform` in [0, 1) as the random number: the same
-// logits and number give the same token as the CPU sampler.
+// logits and number give the same token as the CPU sampler (engine::draw_token). The number is a double, as
+// the sampler draws it: rounded to float it would no longer pick the sampler's token near a boundary, and
+// could round up to 1.
 struct sample_args {
   const float* logits = nullptr;  // [vocab]
   std::int32_t* id = nullptr;     // [1]
@@ -102,7 +104,7 @@ struct sample_args {
   std::int32_t top_k = 0;
   float top_p = 1.0f;
   float min_p = 0.0f;
-  float uniform = 0.0f;
+  double uniform = 0.0;
 };
 
 }  // namespace qcoder::cuda

@@ -1,6 +1,7 @@
 #include "engine/sampler.h"
 
 #include <map>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -110,6 +111,42 @@ TEST(Sampler, ValidateNamesTheBadParameter) {
   EXPECT_NE(p.validate().err().message.find("frequency_penalty"), std::string::npos);
   p.frequency_penalty = 0.0f;
   EXPECT_TRUE(p.validate());
+}
+
+// sampler::sample draws u from U[0, 1) and scales it by the kept mass; the sampler drew
+// uniform_real_distribution(0, kept) before draw_token existed. Both are a + u·(b − a) of one
+// generate_canonical: the same double for the same generator state, so seeded outputs did not change.
+TEST(Sampler, ScaledUniformIsTheDrawOfTheKeptRange) {
+  std::mt19937_64 a(42), b(42), sizes(7);
+  std::uniform_real_distribution<double> kept_dist(1.0, 1e5);
+  for (int i = 0; i < 10000; ++i) {
+    const double kept = kept_dist(sizes);
+    const double old_target = std::uniform_real_distribution<double>(0.0, kept)(a);
+    const double new_target = std::uniform_real_distribution<double>(0.0, 1.0)(b) * kept;
+    ASSERT_EQ(old_target, new_target) << i;
+  }
+}
+
+TEST(Sampler, SampleIsDrawTokenWithTheGeneratorsNumber) {
+  sampling_params p;
+  p.greedy = false;
+  p.temperature = 0.9f;
+  p.top_k = 7;
+  p.top_p = 0.9f;
+  p.min_p = 0.02f;
+  p.seed = 11;
+  sampler s(p, 32);
+  std::mt19937_64 rng(p.seed);
+  draw_scratch scratch;
+  std::mt19937 logit_rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  for (int i = 0; i < 200; ++i) {
+    std::vector<float> logits(32);
+    for (float& l : logits) l = normal(logit_rng);
+    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+    const std::int32_t expected = draw_token(logits.data(), 32, {p.temperature, p.top_k, p.top_p, p.min_p}, u, scratch);
+    EXPECT_EQ(s.sample(logits.data(), {}), expected) << i;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,2 @@
+// The routing kernel sources, compiled by the host compiler against the emulator (see kernels/cuda/kernel.cuh).
+#include "kernels/cuda/routing.cu"
