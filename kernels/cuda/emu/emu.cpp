@@ -1,8 +1,8 @@
 // The emulator's runtime: the fibers that run a block's threads, the block and warp barriers, and shared
 // memory.
 //
-// A launch runs on the calling OS thread. Each emulated GPU thread is a fiber (its own stack, switched with
-// swapcontext); a fiber runs until it reaches a barrier (__syncthreads, or a warp collective for its warp's
+// A launch runs on the calling OS thread. Each emulated GPU thread is a fiber (its own stack, switched by a
+// few instructions of assembly: x86-64 only); a fiber runs until it reaches a barrier (__syncthreads, or a warp collective for its warp's
 // lanes) or returns, and the block's scheduler then resumes the next fiber that can go on, round robin. One
 // OS thread per launch instead of one per GPU thread makes a barrier a few hundred nanoseconds instead of a
 // round of context switches through the kernel, fast enough to run the whole model on the emulator, and the
@@ -31,7 +31,6 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include <array>
 #include <cstdio>
@@ -56,6 +55,52 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
 #endif
+
+// The stack switch: saves the callee-saved registers and the floating-point control words on the current
+// stack, stores the stack pointer in *from_sp, and resumes the stack at to_sp the same way. A few
+// nanoseconds, where swapcontext makes a system call (it saves the signal mask) on every switch. A new
+// fiber's stack is laid out (prepare_fiber) so that the first switch "returns" into qcoder_emu_fiber_start.
+extern "C" void qcoder_emu_switch(void** from_sp, void* to_sp);
+extern "C" void qcoder_emu_fiber_start();
+extern "C" [[noreturn]] void qcoder_emu_fiber_entry();
+asm(R"(
+  .text
+  .globl qcoder_emu_switch
+  .type qcoder_emu_switch, @function
+qcoder_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size qcoder_emu_switch, .-qcoder_emu_switch
+
+  .globl qcoder_emu_fiber_start
+  .type qcoder_emu_fiber_start, @function
+qcoder_emu_fiber_start:
+  .cfi_startproc
+  .cfi_undefined rip
+  call qcoder_emu_fiber_entry
+  ud2
+  .cfi_endproc
+  .size qcoder_emu_fiber_start, .-qcoder_emu_fiber_start
+)");
 
 namespace qcoder::cuda::emu {
 
@@ -126,7 +171,7 @@ struct warp_state {
 
 // One emulated thread: its stack and context, and what it waits for.
 struct fiber {
-  ucontext_t context{};
+  void* sp = nullptr;  // the saved stack pointer while switched out
   std::byte* stack = nullptr;  // the usable stack, fiber_stack_bytes above a guard page
   thread_state state;
   const barrier_state* waiting_on = nullptr;
@@ -195,7 +240,7 @@ class fiber_pool {
 
 // The scheduler of the block being run on this OS thread.
 struct scheduler {
-  ucontext_t context{};
+  void* sp = nullptr;
   fiber* running = nullptr;
   void* tsan_self = nullptr;              // the OS thread's own TSan context
   const void* asan_stack_bottom = nullptr;  // the OS thread's stack, as ASan reported it when we left it
@@ -217,7 +262,7 @@ thread_local scheduler* current_scheduler = nullptr;
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(&fake_stack, f.stack, fiber_stack_bytes);
 #endif
-  swapcontext(&s.context, &f.context);
+  qcoder_emu_switch(&s.sp, f.sp);
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
@@ -234,14 +279,14 @@ thread_local scheduler* current_scheduler = nullptr;
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(&fake_stack, s.asan_stack_bottom, s.asan_stack_size);
 #endif
-  swapcontext(&f.context, &s.context);
+  qcoder_emu_switch(&f.sp, s.sp);
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
 }
 
 // The last switch of a finished fiber (see fiber_main).
-[[noreturn, gnu::noinline]] void leave_for_good(ucontext_t* from, ucontext_t* to, void* tsan_to, const void* asan_bottom,
+[[noreturn, gnu::noinline]] void leave_for_good(void** from, void* to, void* tsan_to, const void* asan_bottom,
                                                std::size_t asan_size) {
 #if defined(__SANITIZE_THREAD__)
   __tsan_switch_to_fiber(tsan_to, __tsan_switch_to_fiber_no_sync);
@@ -254,7 +299,7 @@ thread_local scheduler* current_scheduler = nullptr;
   (void)asan_bottom;
   (void)asan_size;
 #endif
-  swapcontext(from, to);
+  qcoder_emu_switch(from, to);
   std::abort();  // a finished fiber is never resumed
 }
 
@@ -333,7 +378,7 @@ warp_state& checked_warp(block_state& block, const thread_state& thread, std::ui
 }
 
 // The body of every fiber: the kernel, then back to the scheduler for good.
-void fiber_main() {
+[[noreturn]] void fiber_main() {
   scheduler* sched = nullptr;
   fiber* self = nullptr;
   block_state* block = nullptr;
@@ -363,18 +408,18 @@ void fiber_main() {
   void* tsan_scheduler = nullptr;
   const void* asan_bottom = nullptr;
   std::size_t asan_size = 0;
-  ucontext_t* scheduler_context = nullptr;
+  void* scheduler_sp = nullptr;
   {
     hidden_from_tsan hidden;
     end_sync = sched->end_sync;
     tsan_scheduler = sched->tsan_self;
     asan_bottom = sched->asan_stack_bottom;
     asan_size = sched->asan_stack_size;
-    scheduler_context = &sched->context;
+    scheduler_sp = sched->sp;
     self->done = true;
   }
   tsan_release(end_sync);
-  leave_for_good(&self->context, scheduler_context, tsan_scheduler, asan_bottom, asan_size);
+  leave_for_good(&self->sp, scheduler_sp, tsan_scheduler, asan_bottom, asan_size);
 }
 
 void init_block(block_state& block, const char* kernel, uint3 block_idx, dim3 block_dim, std::size_t dynamic_shared_bytes) {
@@ -396,9 +441,10 @@ void init_block(block_state& block, const char* kernel, uint3 block_idx, dim3 bl
   }
 }
 
-// Sets fiber `f` up as thread `i` of `block`, to start at fiber_main. Not inlined: getcontext returns twice,
-// and the caller's loop variables must not live in its frame.
-[[gnu::noinline]] void prepare_fiber(fiber& f, block_state& block, unsigned i, dim3 grid, dim3 block_dim) {
+// Sets fiber `f` up as thread `i` of `block`, to start at fiber_main: its stack holds what
+// qcoder_emu_switch pops (zeroed registers, the default MXCSR and x87 control word) under the address of
+// qcoder_emu_fiber_start, placed so that the stack is 16-byte aligned at its call, as the ABI requires.
+void prepare_fiber(fiber& f, block_state& block, unsigned i, dim3 grid, dim3 block_dim) {
   hidden_from_tsan hidden;  // the previous block's fiber read these; the release after setup orders the next
   f.state = thread_state{};
   f.state.linear_id = static_cast<int>(i);
@@ -409,11 +455,14 @@ void init_block(block_state& block, const char* kernel, uint3 block_idx, dim3 bl
   f.state.block = &block;
   f.waiting_on = nullptr;
   f.done = false;
-  getcontext(&f.context);
-  f.context.uc_stack.ss_sp = f.stack;
-  f.context.uc_stack.ss_size = fiber_stack_bytes;
-  f.context.uc_link = nullptr;
-  makecontext(&f.context, fiber_main, 0);
+  std::byte* top = f.stack + fiber_stack_bytes;  // page-aligned
+  auto* slots = reinterpret_cast<std::uint64_t*>(top);
+  slots[-1] = reinterpret_cast<std::uint64_t>(&qcoder_emu_fiber_start);
+  for (int i = 2; i <= 7; ++i) slots[-i] = 0;  // rbp rbx r12 r13 r14 r15
+  auto* control = reinterpret_cast<std::uint32_t*>(top - 64);
+  control[0] = 0x1f80;  // MXCSR: all exceptions masked, round to nearest
+  control[1] = 0x037f;  // x87 control word: the same, extended precision
+  f.sp = top - 64;
 }
 
 // Runs every thread of `block` to completion (or to the block's abort).
@@ -446,6 +495,14 @@ void run_block(scheduler& s, std::deque<fiber>& fibers, block_state& block, dim3
     }
   }
 }
+
+}  // namespace
+}  // namespace qcoder::cuda::emu
+
+extern "C" void qcoder_emu_fiber_entry() { qcoder::cuda::emu::fiber_main(); }
+
+namespace qcoder::cuda::emu {
+namespace {
 
 result<void> check_config(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
   const unsigned long long threads = 1ull * block.x * block.y * block.z;
