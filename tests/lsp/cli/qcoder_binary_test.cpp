@@ -174,6 +174,48 @@ TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   std::remove(out.c_str());
 }
 
+#if defined(QCODER_HAVE_CUDA_EMU)
+// The same command on the emulated CUDA backend: every kernel of the forward pass runs as CUDA source on the
+// CPU emulator, and the logits still match the independent implementation's (the bound is the emulated
+// backend's, 1e-3: its kernels sum in other orders and its GEMM splits activations into bf16 pairs).
+TEST(QcoderBinary, LogitsOnTheEmulatedCudaBackendMatchTheGoldenLogits) {
+  const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
+  const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
+  const std::string out = ::testing::TempDir() + "qcoder-logits-emu-test.bin";
+  for (const char* mode : {"", " --step"}) {
+    const run_result r = run("logits --backend cuda-emu --model " + model + " --ids 630,17,66,799,483,353,868 --out " +
+                             out + mode + " --log-level warn");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    auto read = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::vector<char> got = read(out), want = read(golden);
+    ASSERT_EQ(got.size(), want.size()) << mode;
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < got.size(); i += 4) {
+      float a, b;
+      std::memcpy(&a, got.data() + i, 4);
+      std::memcpy(&b, want.data() + i, 4);
+      worst = std::max(worst, std::fabs(a - b));
+    }
+    EXPECT_LE(worst, 1e-3f) << mode;
+  }
+  std::remove(out.c_str());
+}
+#endif
+
+TEST(QcoderBinary, AnUnknownBackendOrAServerUrlForALocalCommandIsAClearError) {
+  const std::string base = "logits --model " + std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8 --ids 1,2 --out " +
+                           ::testing::TempDir() + "qcoder-unused.bin --backend ";
+  run_result r = run(base + "gpu");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unknown compute backend 'gpu'"), std::string::npos) << r.out;
+  r = run(base + "http://127.0.0.1:9/v1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("runs the model here"), std::string::npos) << r.out;
+}
+
 TEST(QcoderBinary, GenerateStreamsTextAndStopsBeforeAStopString) {
   const std::string base = "generate --model " + std::string(QCODER_TEST_DATA_DIR) +
                            "/tiny-qwen3next/bf16 --prompt 'def fib(n):' --max-tokens 20 --greedy --log-level warn";
