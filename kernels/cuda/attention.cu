@@ -33,28 +33,7 @@ namespace {
 constexpr float neg_inf = -std::numeric_limits<float>::infinity();
 constexpr std::int64_t max_head_dim = 256;
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
-
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-// Lets `kernel` take `bytes` of dynamic shared memory: above 48 KiB the GPU needs an opt-in per kernel (the
-// emulator takes up to sm_90's limit as it is).
-template <typename... Params>
-result<void> allow_dynamic_shared(void (*kernel)(Params...), std::size_t bytes) {
-#if defined(__CUDACC__)
-  if (bytes > 48 * 1024) {
-    QCODER_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  }
-#else
-  (void)kernel;
-  (void)bytes;
-#endif
-  return ok();
-}
 
 // ---- attention_prepare --------------------------------------------------------------------------------
 
@@ -405,7 +384,7 @@ result<void> launch_attention(const cuda::attention_args& a, CUstream_st* stream
     return fail(errc::invalid_argument, "attention: {} rows in {} segments is not a launchable shape", a.n,
                 a.rows.segments);
   }
-  QCODER_CHECK(allow_dynamic_shared(attention_prefill<DMAX>, bytes));
+  QCODER_CHECK(cuda::allow_dynamic_shared(attention_prefill<DMAX>, bytes));
   return cuda::launch(attention_prefill<DMAX>, dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(a.heads)),
                       dim3(32 * prefill_warps), bytes, stream, a);
 }

@@ -24,11 +24,6 @@ constexpr int max_taps = 8;             // as cpu::causal_conv1d_silu (Qwen3-Nex
 constexpr unsigned conv_threads = 128;  // channels per block
 constexpr std::int64_t conv_rows = 16;  // rows per block
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
-
 // out[t, c] = silu(Σ_j w[c, j] · in(t − hist + j)) with hist = taps − 1, where in(u) is x[u] for rows u of
 // t's segment and, before its first row f, the state's entry u − f + hist (oldest first).
 // grid (ceil(channels / 128), ceil(n / conv_rows)); block 128: one channel per thread, conv_rows rows.

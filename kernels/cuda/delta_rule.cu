@@ -31,11 +31,6 @@
 
 // The most threads a kernel is launched with, so that nvcc keeps its registers within an SM's 64 K (the
 // emulator has no registers to budget).
-#if defined(__CUDACC__)
-#define QCODER_MAX_THREADS(count) __launch_bounds__(count)
-#else
-#define QCODER_MAX_THREADS(count)
-#endif
 
 namespace QCODER_CUDA_NAMESPACE {
 
@@ -48,22 +43,6 @@ constexpr int max_chunk_threads = 256;  // chunked: ceil32(dv), each with up to 
 
 std::int64_t round_up_32(std::int64_t x) { return (x + 31) / 32 * 32; }
 
-// Lets `kernel` take `bytes` of dynamic shared memory: above 48 KiB the GPU needs an opt-in per kernel (the
-// emulator takes up to sm_90's limit as it is).
-template <typename... Params>
-result<void> allow_dynamic_shared(void (*kernel)(Params...), std::size_t bytes) {
-#if defined(__CUDACC__)
-  if (bytes > 48 * 1024) {
-    QCODER_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  }
-#else
-  (void)kernel;
-  (void)bytes;
-#endif
-  return ok();
-}
-
 // ---- recurrent ----------------------------------------------------------------------------------------
 
 // Floats of one token's staging area: q and k [rows: dk padded with zeros to the groups' 32 rows each], v [dv],
@@ -72,7 +51,7 @@ __host__ __device__ inline std::int64_t stage_floats(std::int64_t rows, std::int
 
 // grid (v_heads, segments), block (ceil32(dv), ceil(dk / 32)); dynamic shared: two staging areas, then the
 // groups' parts of Sᵀk and of Sᵀq ([groups][ceil32(dv)] each).
-__global__ void QCODER_MAX_THREADS(max_threads) delta_rule_steps(cuda::delta_rule_args a) {
+__global__ void QCODER_LAUNCH_BOUNDS(max_threads) delta_rule_steps(cuda::delta_rule_args a) {
   QCODER_DYNAMIC_SHARED(float, smem);
   const std::int64_t dk = a.dk, dv = a.dv;
   const int width = static_cast<int>(blockDim.x);
@@ -104,11 +83,14 @@ __global__ void QCODER_MAX_THREADS(max_threads) delta_rule_steps(cuda::delta_rul
     float* sk = sq + padded;
     float* sv = sk + padded;
     const float* in = a.qkv + t * a.row_stride;
-    for (std::int64_t i = tid; i < padded; i += threads) {
-      sq[i] = i < dk ? in[kh * dk + i] : 0.0f;
-      sk[i] = i < dk ? in[a.k_offset + kh * dk + i] : 0.0f;
+    const float* in_q = in + kh * dk;
+    const float* in_k = in + a.k_offset + kh * dk;
+    const float* in_v = in + a.v_offset + vh * dv;
+    for (int i = tid; i < static_cast<int>(padded); i += threads) {
+      sq[i] = i < dk ? in_q[i] : 0.0f;
+      sk[i] = i < dk ? in_k[i] : 0.0f;
     }
-    for (std::int64_t i = tid; i < dv; i += threads) sv[i] = in[a.v_offset + vh * dv + i];
+    for (int i = tid; i < static_cast<int>(dv); i += threads) sv[i] = in_v[i];
     if (tid == 0) {
       sv[dv] = a.g[t * a.v_heads + vh];
       sv[dv + 1] = a.beta[t * a.v_heads + vh];
@@ -165,7 +147,7 @@ __host__ __device__ inline std::int64_t chunk_shared_floats(std::int64_t chunk, 
 // grid (v_heads, segments), block ceil32(dv); dynamic shared: K [C][k_stride], V then R then V' [C][dv],
 // A [C][C], M [C][C], G [C], β [C]. DK is dk rounded up to 32, 64 or 128 (the state column's registers).
 template <int DK>
-__global__ void QCODER_MAX_THREADS(max_chunk_threads) delta_rule_chunks(cuda::delta_rule_args a) {
+__global__ void QCODER_LAUNCH_BOUNDS(max_chunk_threads) delta_rule_chunks(cuda::delta_rule_args a) {
   QCODER_DYNAMIC_SHARED(float, smem);
   const std::int64_t dk = a.dk, dv = a.dv, chunk = a.chunk;
   const std::int64_t ks_stride = k_stride(dk);
@@ -284,7 +266,7 @@ __global__ void QCODER_MAX_THREADS(max_chunk_threads) delta_rule_chunks(cuda::de
 template <int DK>
 result<void> launch_chunks(const cuda::delta_rule_args& a, CUstream_st* stream) {
   const std::size_t bytes = static_cast<std::size_t>(chunk_shared_floats(a.chunk, a.dk, a.dv)) * sizeof(float);
-  QCODER_CHECK(allow_dynamic_shared(delta_rule_chunks<DK>, bytes));
+  QCODER_CHECK(cuda::allow_dynamic_shared(delta_rule_chunks<DK>, bytes));
   return cuda::launch(delta_rule_chunks<DK>, dim3(static_cast<unsigned>(a.v_heads), static_cast<unsigned>(a.rows.segments)),
                       dim3(static_cast<unsigned>(round_up_32(a.dv))), bytes, stream, a);
 }
@@ -314,7 +296,7 @@ result<void> delta_rule_recurrent(const cuda::delta_rule_args& a, CUstream_st* s
   if (a.n == 0) return ok();
   const std::int64_t stage = stage_floats(groups * rows_per_thread, a.dv);
   const std::size_t bytes = static_cast<std::size_t>(2 * stage + 2 * groups * width) * sizeof(float);
-  QCODER_CHECK(allow_dynamic_shared(delta_rule_steps, bytes));
+  QCODER_CHECK(cuda::allow_dynamic_shared(delta_rule_steps, bytes));
   return cuda::launch(delta_rule_steps, dim3(static_cast<unsigned>(a.v_heads), static_cast<unsigned>(a.rows.segments)),
                       dim3(static_cast<unsigned>(width), static_cast<unsigned>(groups)), bytes, stream, a);
 }

@@ -12,21 +12,8 @@
 
 // Asks nvcc to unroll the next loop; the host compiler would warn about an unknown pragma.
 // __launch_bounds__ likewise, which the toolkit's host headers leave undefined.
-#if defined(__CUDACC__)
-#define QCODER_UNROLL _Pragma("unroll")
-#define QCODER_LAUNCH_BOUNDS(threads, min_blocks) __launch_bounds__(threads, min_blocks)
-#else
-#define QCODER_UNROLL
-#define QCODER_LAUNCH_BOUNDS(threads, min_blocks)
-#endif
-
 namespace QCODER_CUDA_NAMESPACE {
 namespace {
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
 
 // The scale of block `index` of a row-major scale grid of f32 or bf16 (checked on the host).
 __device__ __forceinline__ float load_scale(const void* scales, cuda::element_type type, std::int64_t index) {

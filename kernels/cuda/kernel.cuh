@@ -49,3 +49,23 @@ using shared_array = T[N];
                                          sizeof(::qcoder::cuda::shared_array<type, count>)))
 #define QCODER_DYNAMIC_SHARED(type, name) type* name = static_cast<type*>(::qcoder::cuda::emu::dynamic_shared())
 #endif
+
+// Loop and launch hints. QCODER_UNROLL fully unrolls a loop (so that a register array stays in registers),
+// spelled for either compiler; launch bounds mean nothing on the emulator.
+#if defined(__CUDACC__)
+#define QCODER_UNROLL _Pragma("unroll")
+#define QCODER_LAUNCH_BOUNDS(...) __launch_bounds__(__VA_ARGS__)
+#else
+#define QCODER_UNROLL _Pragma("GCC unroll 16")
+#define QCODER_LAUNCH_BOUNDS(...)
+#endif
+
+namespace QCODER_CUDA_NAMESPACE {
+
+// A weight element as float, for every element type the checkpoints use.
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
+
+}  // namespace QCODER_CUDA_NAMESPACE

@@ -63,4 +63,20 @@ result<void> launch(void (*kernel)(Params...), grid_at grid, dim3 block, std::si
 }
 #endif
 
+// Lets `kernel` take `bytes` of dynamic shared memory: above 48 KiB a GPU needs an opt-in per kernel (the
+// emulator takes up to sm_90's limit as it is). Call before launching with that much.
+template <typename... Params>
+result<void> allow_dynamic_shared(void (*kernel)(Params...), std::size_t bytes) {
+#if defined(__CUDACC__)
+  if (bytes > 48 * 1024) {
+    QCODER_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+  }
+#else
+  (void)kernel;
+  (void)bytes;
+#endif
+  return ok();
+}
+
 }  // namespace qcoder::cuda

@@ -19,12 +19,6 @@ constexpr unsigned long_row_threads = 1024;
 constexpr unsigned long_row_threads = 64;
 #define QCODER_LONG_ROW_BOUNDS
 #endif
-// A fully unrolled loop (register arrays stay in registers), spelled for either compiler.
-#if defined(__CUDACC__)
-#define QCODER_UNROLL _Pragma("unroll")
-#else
-#define QCODER_UNROLL _Pragma("GCC unroll 16")
-#endif
 
 // Constants device code can use (std::numeric_limits is host-only under nvcc).
 constexpr float float_infinity = __builtin_huge_valf();

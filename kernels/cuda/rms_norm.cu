@@ -16,11 +16,6 @@ namespace QCODER_CUDA_NAMESPACE {
 
 namespace {
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__nv_fp8_e4m3 v) { return static_cast<float>(v); }
-
 // out[rows, dim] = x[rows, dim] * rsqrt(mean(x², per row) + eps) * (offset + w[dim]); grid.x = rows.
 template <typename W>
 __global__ void rms_norm_rows(float* out, const float* x, const W* w, std::int64_t dim, float eps, float offset) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <iterator>
 #include <vector>
 #include <cstdio>
@@ -148,6 +149,24 @@ TEST(QcoderBinary, BenchExpertCacheReportsTimedAndInTimeFigures) {
   EXPECT_EQ(run("bench expert-cache --tokens 10 --disk-gbps 0").exit_code, 2);
 }
 
+// The largest absolute difference between two files of little-endian float32; nullopt when their sizes differ.
+std::optional<float> worst_difference(const std::string& path_a, const std::string& path_b) {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::vector<char> a = read(path_a), b = read(path_b);
+  if (a.size() != b.size()) return std::nullopt;
+  float worst = 0.0f;
+  for (std::size_t i = 0; i + 4 <= a.size(); i += 4) {
+    float x, y;
+    std::memcpy(&x, a.data() + i, 4);
+    std::memcpy(&y, b.data() + i, 4);
+    worst = std::max(worst, std::fabs(x - y));
+  }
+  return worst;
+}
+
 TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
@@ -156,20 +175,9 @@ TEST(QcoderBinary, LogitsCommandWritesGoldenLogitsInBothModes) {
     const run_result r = run("logits --model " + model + " --ids 630,17,66,799,483,353,868 --out " + out + mode +
                              " --log-level warn");
     ASSERT_EQ(r.exit_code, 0) << r.out;
-    auto read = [](const std::string& path) {
-      std::ifstream in(path, std::ios::binary);
-      return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-    };
-    const std::vector<char> got = read(out), want = read(golden);
-    ASSERT_EQ(got.size(), want.size()) << mode;
-    float worst = 0.0f;
-    for (std::size_t i = 0; i < got.size(); i += 4) {
-      float a, b;
-      std::memcpy(&a, got.data() + i, 4);
-      std::memcpy(&b, want.data() + i, 4);
-      worst = std::max(worst, std::fabs(a - b));
-    }
-    EXPECT_LE(worst, 5e-4f) << mode;
+    const std::optional<float> worst = worst_difference(out, golden);
+    ASSERT_TRUE(worst) << mode << ": the files differ in length";
+    EXPECT_LE(*worst, 5e-4f) << mode;
   }
   std::remove(out.c_str());
 }
@@ -186,20 +194,9 @@ TEST(QcoderBinary, LogitsOnTheEmulatedCudaBackendMatchTheGoldenLogits) {
     const run_result r = run("logits --backend cuda-emu --model " + model + " --ids 630,17,66,799,483,353,868 --out " +
                              out + mode + " --log-level warn");
     ASSERT_EQ(r.exit_code, 0) << r.out;
-    auto read = [](const std::string& path) {
-      std::ifstream in(path, std::ios::binary);
-      return std::vector<char>(std::istreambuf_iterator<char>(in), {});
-    };
-    const std::vector<char> got = read(out), want = read(golden);
-    ASSERT_EQ(got.size(), want.size()) << mode;
-    float worst = 0.0f;
-    for (std::size_t i = 0; i < got.size(); i += 4) {
-      float a, b;
-      std::memcpy(&a, got.data() + i, 4);
-      std::memcpy(&b, want.data() + i, 4);
-      worst = std::max(worst, std::fabs(a - b));
-    }
-    EXPECT_LE(worst, 1e-3f) << mode;
+    const std::optional<float> worst = worst_difference(out, golden);
+    ASSERT_TRUE(worst) << mode << ": the files differ in length";
+    EXPECT_LE(*worst, 1e-3f) << mode;
   }
   std::remove(out.c_str());
 }
