@@ -1,5 +1,7 @@
 #include "engine/model_locator.h"
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -11,7 +13,10 @@ namespace fs = std::filesystem;
 class ModelLocatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() / fmt::format("qcoder-locator-{}", ::testing::UnitTest::GetInstance()->random_seed());
+    // The process id too: CTest runs each test in its own process, two at a time, and gtest's seed comes from
+    // the clock, so two processes started in the same millisecond would share (and remove) one folder.
+    root_ = fs::temp_directory_path() /
+            fmt::format("qcoder-locator-{}-{}", ::getpid(), ::testing::UnitTest::GetInstance()->random_seed());
     fs::remove_all(root_);
     fs::create_directories(root_);
   }
