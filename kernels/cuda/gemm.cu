@@ -19,6 +19,10 @@
 //   weights keep about 16 significant bits (relative error ≤ 2^-17 per weight).
 // Products of bf16 are exact in the float accumulator, so what remains is float summation error, as on the CPU.
 //
+// Turing (sm_75) has no BF16 WMMA fragments: there the kernel body compiles to a trap and gemm() hands the
+// product to gemv, which is exact for any n and only reads W once per 4 rows of x instead of once per 64.
+// (FP16 fragments exist on sm_75, but activations leave FP16's range and the hi + lo split underflows.)
+//
 // Not done yet (a straightforward kernel to be timed first): cp.async double buffering of the tiles,
 // vectorised global loads of the tiles, larger tiles per warp, Hopper's wgmma.
 // Compiled by nvcc into qcoder_kernels_cuda and by the host compiler (emu/gemm.cpp) into
@@ -30,6 +34,7 @@
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/matmul.h"
+#include "kernels/cuda/runtime.h"
 
 namespace QCODER_CUDA_NAMESPACE {
 
@@ -41,6 +46,7 @@ constexpr int tile_k = 32;  // columns of k per step
 constexpr int gemm_threads = 128;
 constexpr int ld_tile = tile_k + 8;  // bf16 elements between rows of a shared tile
 constexpr int ld_out = tile_n + 4;   // floats between rows of the staged output tile
+constexpr int min_wmma_capability = 80;  // BF16 WMMA fragments: Ampere and newer
 
 struct gemm_tiles {
   __nv_bfloat16 x_hi[tile_m][ld_tile];
@@ -71,6 +77,11 @@ struct gemm_params {
 // grid.x = tiles of W rows, grid.y = tiles of x rows; gemm_threads threads.
 template <typename W, bool split_w, bool fragment_scales>
 __global__ void gemm_kernel(gemm_params p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+  (void)p;
+  (void)gemm_shared_bytes;
+  __trap();  // never launched: gemm() sends sm_75 to gemv
+#else
   namespace wmma = nvcuda::wmma;
   // WMMA wants 256-bit aligned tiles; a __shared__ array of bf16 is only promised 2 bytes (and the emulator's
   // buffers 16), so the tiles start at the first 32-byte boundary of a slightly larger buffer.
@@ -183,6 +194,7 @@ __global__ void gemm_kernel(gemm_params p) {
     const std::int64_t col = n0 + c;
     if (row < p.n && col < p.rows) p.out[row * p.rows + col] = staged[r * ld_out + c];
   }
+#endif
 }
 
 template <typename W, bool split_w, bool fragment_scales>
@@ -215,6 +227,8 @@ result<void> gemm(const cuda::matmul_args& args, CUstream_st* stream) {
   if (args.out == nullptr || args.x == nullptr || args.w.data == nullptr) {
     return fail(errc::invalid_argument, "gemm: null out, x or weights");
   }
+  QCODER_TRY(const int capability, compute_capability());
+  if (capability < min_wmma_capability) return ::QCODER_CUDA_NAMESPACE::gemv(args, stream);
   switch (args.w.type) {
     case cuda::element_type::f32: return launch_gemm<float, true, false>(args, stream);
     case cuda::element_type::f16: return launch_gemm<__half, true, false>(args, stream);

@@ -91,6 +91,16 @@ result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) {
 
 void destroy_graph(CUgraphExec_st* graph) { (void)cudaGraphExecDestroy(graph); }
 
+result<int> compute_capability() {
+  int device = 0;
+  int major = 0;
+  int minor = 0;
+  QCODER_CUDA_CHECK(cudaGetDevice(&device));
+  QCODER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  QCODER_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return 10 * major + minor;
+}
+
 #else
 
 namespace {
@@ -134,6 +144,7 @@ result<void> begin_capture(CUstream_st* stream) { return cuda::emu::begin_captur
 result<CUgraphExec_st*> end_capture(CUstream_st* stream) { return cuda::emu::end_capture(stream); }
 result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) { return cuda::emu::launch_graph(graph, stream); }
 void destroy_graph(CUgraphExec_st* graph) { cuda::emu::delete_graph(graph); }
+result<int> compute_capability() { return cuda::emu::emulated_compute_capability(); }
 
 #endif
 

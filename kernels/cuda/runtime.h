@@ -42,7 +42,10 @@ struct CUgraphExec_st;  // cudaGraphExec_t
   result<void> begin_capture(CUstream_st* stream);                                                       \
   result<CUgraphExec_st*> end_capture(CUstream_st* stream);                                              \
   result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream);                                 \
-  void destroy_graph(CUgraphExec_st* graph);
+  void destroy_graph(CUgraphExec_st* graph);                                                            \
+  /* The current device's compute capability as 10 × major + minor (75: Turing, 90: Hopper). The */      \
+  /* emulator reports emu::emulated_compute_capability() (90 unless a test sets another). */             \
+  result<int> compute_capability();
 
 namespace qcoder::cuda {
 QCODER_CUDA_RUNTIME_ENTRIES

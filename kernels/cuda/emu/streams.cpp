@@ -4,6 +4,7 @@
 // generation that was last recorded when it was called.
 #include "kernels/cuda/emu/streams.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -162,5 +163,14 @@ result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) {
 }
 
 void delete_graph(CUgraphExec_st* graph) { delete graph; }
+
+namespace {
+std::atomic<int> compute_capability{90};
+}  // namespace
+
+int emulated_compute_capability() { return compute_capability.load(std::memory_order_relaxed); }
+void set_emulated_compute_capability(int capability) {
+  compute_capability.store(capability, std::memory_order_relaxed);
+}
 
 }  // namespace qcoder::cuda::emu

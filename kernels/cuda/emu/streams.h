@@ -41,4 +41,9 @@ result<CUgraphExec_st*> end_capture(CUstream_st* stream);
 result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream);
 void delete_graph(CUgraphExec_st* graph);
 
+// The compute capability the emulated device reports (10 × major + minor; 90 by default), so that tests can
+// check what the host code picks for another generation of card, e.g. 75 for Turing.
+int emulated_compute_capability();
+void set_emulated_compute_capability(int capability);
+
 }  // namespace qcoder::cuda::emu

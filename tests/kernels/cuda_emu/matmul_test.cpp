@@ -24,6 +24,7 @@
 
 #include "kernels/common/dtype.h"
 #include "kernels/common/tensor.h"
+#include "kernels/cuda/emu/streams.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/reference/ops.h"
 
@@ -192,6 +193,31 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GemmEmu,
 
 TEST(MatmulEmu, PicksEitherKernelCorrectly) {
   for (const std::int64_t n : {1, 15, 16, 40}) check_product(cuda_emu::matmul, fp8_f32_scales, shape{20, 136, n}, 3e-5);
+}
+
+// On a Turing card (compute capability 7.5) there are no BF16 tensor-core fragments: gemm must hand the
+// product to gemv, whose result it then is to the bit. On Hopper the same call takes the tensor cores, whose
+// sums differ from gemv's in the last bits (checked, so that the first check means something).
+TEST(GemmEmu, OnTuringComputesWithGemv) {
+  std::mt19937 rng(75);
+  const host_matrix w = make_matrix(fp8_f32_scales, 70, 256, rng);
+  const std::vector<float> x = make_x(40, 256, rng);
+  auto run = [&](product op) {
+    std::vector<float> out(70 * 40, std::nanf(""));
+    auto r = op(cuda::matmul_args{out.data(), x.data(), w.device(), 40}, nullptr);
+    EXPECT_TRUE(r) << r.err().message;
+    return out;
+  };
+  const std::vector<float> by_gemv = run(cuda_emu::gemv);
+  ASSERT_EQ(cuda::emu::emulated_compute_capability(), 90);
+  EXPECT_NE(run(cuda_emu::gemm), by_gemv);
+  cuda::emu::set_emulated_compute_capability(75);
+  const std::vector<float> on_turing = run(cuda_emu::gemm);
+  const std::vector<float> matmul_on_turing = run(cuda_emu::matmul);
+  cuda::emu::set_emulated_compute_capability(90);
+  EXPECT_EQ(on_turing, by_gemv);
+  EXPECT_EQ(matmul_on_turing, by_gemv);
+  expect_matches_reference(on_turing, x.data(), w.view, 40, 1e-5);
 }
 
 TEST(MatmulEmu, RejectsBadArguments) {
