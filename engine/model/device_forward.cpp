@@ -6,13 +6,13 @@ namespace qcoder::engine {
 #if defined(QCODER_HAVE_CUDA_EMU)
 namespace emulated {
 result<std::unique_ptr<device_forward>> make(const model_config& config, const qwen3_next_weights& weights,
-                                             std::int64_t max_batch);
+                                             std::int64_t max_batch, const device_expert_options& experts);
 }
 #endif
 #if defined(QCODER_HAVE_CUDA)
 namespace on_cuda {
 result<std::unique_ptr<device_forward>> make(const model_config& config, const qwen3_next_weights& weights,
-                                             std::int64_t max_batch);
+                                             std::int64_t max_batch, const device_expert_options& experts);
 }
 #endif
 
@@ -46,13 +46,14 @@ bool compute_device_built(compute_device device) {
 }
 
 result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
-                                                            const qwen3_next_weights& weights, std::int64_t max_batch) {
+                                                            const qwen3_next_weights& weights, std::int64_t max_batch,
+                                                            const device_expert_options& experts) {
   switch (device) {
 #if defined(QCODER_HAVE_CUDA)
-    case compute_device::cuda: return on_cuda::make(config, weights, max_batch);
+    case compute_device::cuda: return on_cuda::make(config, weights, max_batch, experts);
 #endif
 #if defined(QCODER_HAVE_CUDA_EMU)
-    case compute_device::cuda_emu: return emulated::make(config, weights, max_batch);
+    case compute_device::cuda_emu: return emulated::make(config, weights, max_batch, experts);
 #endif
     default: break;
   }

@@ -36,12 +36,19 @@ class device_forward {
   // qwen3_next::forward_chunk writes them. Does not advance the states (the caller does on success).
   virtual result<void> forward_chunk(std::span<const segment> segments, std::int64_t n, float* logits,
                                      const std::stop_token& stop) = 0;
-  // Bytes of device memory held for weights and activations.
+  // Bytes of device memory held for weights, expert slots and activations.
   virtual std::int64_t device_bytes() const = 0;
+  // The VRAM expert tier's slots and counts; null when every expert is resident.
+  virtual const device_expert_slots* expert_slots() const = 0;
+  // Bytes of one VRAM expert slot (0 without the tier): a budget of N × this gives N slots.
+  virtual std::uint64_t expert_slot_bytes() const = 0;
 };
 
-// Uploads the weights and allocates the activations for chunks of up to max_batch rows.
+// Uploads the weights and allocates the activations for chunks of up to max_batch rows. With
+// experts.vram_budget > 0 the routed experts stay in host memory (the host tier) and a bounded pool of VRAM
+// slots per layer caches them (the device tier; see device_forward_impl.inc).
 result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
-                                                            const qwen3_next_weights& weights, std::int64_t max_batch);
+                                                            const qwen3_next_weights& weights, std::int64_t max_batch,
+                                                            const device_expert_options& experts);
 
 }  // namespace qcoder::engine

@@ -196,11 +196,15 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
   QCODER_TRY(checkpoint ckpt, checkpoint::open(dir));
   QCODER_TRY(qwen3_next_weights weights, qwen3_next_weights::bind(ckpt, config));
   const bool cached_experts = options.experts.ram_budget > 0 && config.num_experts > 0;
+  if (options.device == compute_device::cpu && options.device_experts.vram_budget > 0) {
+    return fail(errc::invalid_argument, "a VRAM expert budget needs a CUDA backend (--backend cuda or cuda-emu)");
+  }
   if (options.device != compute_device::cpu) {
-    // Not yet on a device: the expert cache (a VRAM tier comes with the 8 GB GPU work) and the routing
-    // trace (the routing stays on the device).
+    // Not yet on a device: the RAM expert cache as the host tier under the VRAM one (the host tier is the
+    // mapped checkpoint for now), and the routing trace (the routing stays on the device).
     if (cached_experts) {
-      return fail(errc::unsupported, "the expert cache runs on the cpu backend only (not on {})",
+      return fail(errc::unsupported,
+                  "--expert-cache-ram runs on the cpu backend only (not on {}); on a GPU use --expert-cache-vram",
                   compute_device_name(options.device));
     }
     if (!options.routing_trace_path.empty()) {
@@ -209,7 +213,8 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
     }
     std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
     QCODER_TRY(model->device_,
-               make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch));
+               make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch,
+                                   options.device_experts));
     spdlog::info("forward pass on {}: {:.1f} MiB of device memory", compute_device_name(options.device),
                  static_cast<double>(model->device_->device_bytes()) / (1 << 20));
     return model;

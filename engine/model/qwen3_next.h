@@ -13,6 +13,7 @@
 #include <stop_token>
 
 #include "engine/checkpoint.h"
+#include "engine/experts/device_expert_slots.h"
 #include "engine/experts/expert_store.h"
 #include "engine/experts/routing_trace.h"
 #include "engine/memory/sequence_state.h"
@@ -34,6 +35,8 @@ struct model_options {
   // Routed experts: with experts.ram_budget > 0 they are read into a bounded cache instead of being used
   // from the mapped files (see expert_store).
   expert_store_options experts;
+  // On a CUDA device: a VRAM budget for the routed experts (see device_expert_slots.h); zero uploads all.
+  device_expert_options device_experts;
   // Files written when the model is destroyed: the routing of every token (for `bench expert-cache
   // --trace`) and the expert cache's per-layer statistics. Empty: not written.
   std::string routing_trace_path;
@@ -77,6 +80,8 @@ class qwen3_next {
   compute_device device() const { return options_.device; }
   // The expert cache, or nullptr when the experts are used from the mapped files.
   const expert_store* experts() const { return store_.get(); }
+  // The forward pass on a CUDA device (its VRAM expert tier, device memory); null on the CPU.
+  const device_forward* device_forward_pass() const { return device_.get(); }
   // Bytes of resident weights copied into process memory (0 without the expert cache).
   std::uint64_t owned_resident_bytes() const { return resident_bytes_; }
 

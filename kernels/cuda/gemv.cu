@@ -1,8 +1,10 @@
 // The decode-shaped matrix products: out[n, rows] = x[n, cols] @ Wᵀ with n small (gemv), and the routed
 // experts of a MoE layer in one launch (expert_gemv). Both are bound by reading the weights once, so:
 // - one warp per output row at a time (blocks of 4 warps, each warp striding over rows), the weight row read
-//   in 16-byte vectors (4 f32, 8 bf16/f16 or 16 FP8 per lane per load; a row whose start is not 16-byte
-//   aligned, and the last cols % vector columns, are read element by element);
+//   in 16-byte vectors (4 f32, 8 bf16/f16 or 16 FP8 per lane per load; the last cols % vector columns
+//   element by element). A row whose start is not 16-byte aligned (weights read in place from a mapped
+//   checkpoint) gathers each vector from narrower loads but sums exactly as an aligned one: a product's
+//   bits never depend on where its weights sit, which the VRAM expert tier relies on;
 // - the FP8 block scale multiplies the partial dot of each vector (whose columns lie in one block unless
 //   block_cols is not a multiple of the vector: then each element is scaled), which for the checkpoints' 128
 //   columns is the dot of a 128-column block scaled once per lane and load;
@@ -71,6 +73,28 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float (&w)[16 / sizeo
   }
 }
 
+// The 16 bytes at `p`, whose address is `align`-byte aligned (16, 8, 4 or less), in the words a uint4 load
+// of aligned bytes would give (little-endian).
+__device__ __forceinline__ uint4 load16(const unsigned char* p, int align) {
+  if (align >= 16) return *reinterpret_cast<const uint4*>(p);
+  if (align >= 8) {
+    const uint2 lo = reinterpret_cast<const uint2*>(p)[0];
+    const uint2 hi = reinterpret_cast<const uint2*>(p)[1];
+    return uint4{lo.x, lo.y, hi.x, hi.y};
+  }
+  unsigned words[4];
+  QCODER_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    if (align >= 4) {
+      words[i] = reinterpret_cast<const unsigned*>(p)[i];
+    } else {
+      words[i] = static_cast<unsigned>(p[4 * i]) | static_cast<unsigned>(p[4 * i + 1]) << 8 |
+                 static_cast<unsigned>(p[4 * i + 2]) << 16 | static_cast<unsigned>(p[4 * i + 3]) << 24;
+    }
+  }
+  return uint4{words[0], words[1], words[2], words[3]};
+}
+
 // Where one weight row's scales are: scales[base + c / block_cols] for column c; no scales when null.
 struct scale_row {
   const void* scales;
@@ -87,11 +111,13 @@ __device__ __forceinline__ void row_dot(float (&acc)[x_rows_per_pass], int count
                                         std::int64_t cols, bool x_vectorised) {
   constexpr int vec = 16 / sizeof(W);
   const int lane = static_cast<int>(threadIdx.x % 32);
-  const bool aligned = reinterpret_cast<std::uintptr_t>(w_row) % 16 == 0;
-  const std::int64_t vector_end = aligned ? cols / vec * vec : 0;
+  // Every vector of the row shares the row start's alignment (vectors are 16 bytes apart).
+  const auto start = reinterpret_cast<std::uintptr_t>(w_row);
+  const int align = start % 16 == 0 ? 16 : start % 8 == 0 ? 8 : start % 4 == 0 ? 4 : 1;
+  const std::int64_t vector_end = cols / vec * vec;
   for (std::int64_t c0 = static_cast<std::int64_t>(lane) * vec; c0 < vector_end; c0 += 32 * vec) {
     float w[vec];
-    unpack16<W>(*reinterpret_cast<const uint4*>(w_row + c0), w);
+    unpack16<W>(load16(reinterpret_cast<const unsigned char*>(w_row + c0), align), w);
     float scale = 1.0f;
     if (s.scales != nullptr) {
       const std::int64_t first = c0 / s.block_cols;
@@ -234,7 +260,9 @@ template <typename W>
 __global__ void QCODER_LAUNCH_BOUNDS(gemv_threads, 8) expert_gemv_kernel(expert_params p) {
   QCODER_DYNAMIC_SHARED(float, staged);
   const std::int64_t a = blockIdx.x;
-  const cuda::expert_pointers weights = p.table[p.experts[a]];
+  const std::int32_t expert = p.experts[a];
+  if (expert < 0) return;  // the whole block: not this launch's assignment
+  const cuda::expert_pointers weights = p.table[expert];
   const float* x = p.x + a / p.x_row_divisor * p.cols;
   if (p.stage) {
     stage_x(staged, x, 1, p.cols);

@@ -36,7 +36,8 @@ struct expert_pointers {
 
 // out[a, :] = x[a / x_row_divisor, :] @ W(experts[a])ᵀ for assignments a in [0, count): with
 // x_row_divisor = k the gate/up projections of token t's k experts read x row t; with 1 the down
-// projection reads its own row.
+// projection reads its own row. An assignment whose expert is negative is skipped (its row of out is left
+// as it was): the device expert tier computes a layer's assignments in waves, as their experts arrive.
 struct expert_gemv_args {
   float* out = nullptr;                   // [count, shape.rows]
   const float* x = nullptr;               // [count / x_row_divisor, shape.cols]

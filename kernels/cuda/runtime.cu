@@ -2,12 +2,16 @@
 // QCODER_CUDA_CHECK; under the host compiler the emulator (emu/streams.h), where device memory is host memory
 // filled with 0xff bytes when allocated (cudaMalloc does not zero, and NaN-filled floats make code that
 // relies on zeros fail its test).
+#include <cstddef>
+#include <cstdint>
+
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/runtime.h"
 
 #if !defined(__CUDACC__)
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #endif
 
 namespace QCODER_CUDA_NAMESPACE {
@@ -27,6 +31,34 @@ result<void*> allocate_managed(std::size_t bytes) {
 }
 
 void release(void* pointer) { (void)cudaFree(pointer); }
+
+result<void*> allocate_host(std::size_t bytes) {
+  void* p = nullptr;
+  QCODER_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  return p;
+}
+
+void release_host(void* pointer) { (void)cudaFreeHost(pointer); }
+
+namespace {
+constexpr std::uintptr_t page_bytes = 4096;
+void* page_start(const void* host) {
+  return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(host) / page_bytes * page_bytes);
+}
+}  // namespace
+
+result<const void*> map_host(const void* host, std::size_t bytes) {
+  void* start = page_start(host);
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(host) + bytes + page_bytes - 1) / page_bytes * page_bytes;
+  QCODER_CUDA_CHECK(cudaHostRegister(start, end - reinterpret_cast<std::uintptr_t>(start),
+                                     cudaHostRegisterMapped | cudaHostRegisterReadOnly));
+  void* device = nullptr;
+  QCODER_CUDA_CHECK(cudaHostGetDevicePointer(&device, start, 0));
+  return static_cast<const void*>(static_cast<const std::byte*>(device) +
+                                  (reinterpret_cast<std::uintptr_t>(host) - reinterpret_cast<std::uintptr_t>(start)));
+}
+
+void unmap_host(const void* host) { (void)cudaHostUnregister(page_start(host)); }
 
 result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* stream) {
   QCODER_CUDA_CHECK(cudaMemcpyAsync(destination, source, bytes, cudaMemcpyDefault, stream));
@@ -118,10 +150,23 @@ result<void*> allocate_filled(std::size_t bytes) {
 result<void*> allocate(std::size_t bytes) { return allocate_filled(bytes); }
 result<void*> allocate_managed(std::size_t bytes) { return allocate_filled(bytes); }
 void release(void* pointer) { std::free(pointer); }
+result<void*> allocate_host(std::size_t bytes) { return allocate_filled(bytes); }
+void release_host(void* pointer) { std::free(pointer); }
+// Host memory is device memory on the emulator.
+result<const void*> map_host(const void* host, std::size_t /*bytes*/) { return host; }
+void unmap_host(const void* /*host*/) {}
 
 result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* stream) {
+  const auto delay = cuda::emu::copy_delay();
   return cuda::emu::submit(stream, [=]() -> result<void> {
-    if (bytes > 0) std::memcpy(destination, source, bytes);
+    if (bytes == 0) return ok();
+    if (stream != nullptr && delay.count() > 0) {
+      // A slow copy (tests): the destination holds garbage for a while before the bytes land, so that
+      // whatever reads it before the copy's event sees neither the old nor the new contents.
+      std::memset(destination, 0xff, bytes);
+      std::this_thread::sleep_for(delay);
+    }
+    std::memcpy(destination, source, bytes);
     return ok();
   });
 }

@@ -25,6 +25,14 @@ struct CUgraphExec_st;  // cudaGraphExec_t
   result<void*> allocate_managed(std::size_t bytes);                                                     \
   /* cudaFree; nullptr is ignored. */                                                                    \
   void release(void* pointer);                                                                           \
+  /* Page-locked host memory (cudaMallocHost), the source or target of truly asynchronous copies. */    \
+  result<void*> allocate_host(std::size_t bytes);                                                        \
+  void release_host(void* pointer);                                                                      \
+  /* Lets kernels read [host, host + bytes) of existing host memory (e.g. the mapped checkpoint) in place, */ \
+  /* and copies from it run as DMA: pins its pages (cudaHostRegister, read-only, mapped) and returns the */ \
+  /* device address of `host`. The range is widened to whole pages. unmap_host takes the same `host`. */  \
+  result<const void*> map_host(const void* host, std::size_t bytes);                                     \
+  void unmap_host(const void* host);                                                                     \
   /* cudaMemcpyAsync with cudaMemcpyDefault: any direction, ordered on `stream`. */                      \
   result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* stream);      \
   /* cudaMemsetAsync to zero. */                                                                         \

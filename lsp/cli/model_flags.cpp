@@ -31,8 +31,14 @@ void model_flags::add_to(arg_parser& parser) {
                 "per-layer share of --expert-cache-ram, e.g. 0-11=256MiB,40=1GiB (each layer of a range gets\n"
                 "                     the size); the layers not named split the rest equally",
                 &expert_layer_budget);
-  parser.option("expert-policy", "NAME", "expert cache replacement policy", &expert_policy);
-  parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts", &no_prefetch);
+  parser.option("expert-cache-vram", "SIZE",
+                "with --backend cuda: GPU memory for routed experts (e.g. 4GiB); the others stay in host memory\n"
+                "                     and are copied in on demand or read in place; 'none' uploads every expert",
+                &expert_cache_vram);
+  parser.option("expert-vram-layer-budget", "SPEC",
+                "per-layer share of --expert-cache-vram, in --expert-layer-budget's form", &expert_vram_layer_budget);
+  parser.option("expert-policy", "NAME", "expert cache replacement policy (RAM and VRAM)", &expert_policy);
+  parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts (RAM and VRAM)", &no_prefetch);
   parser.flag("no-direct-io", "read experts through the page cache (pread + DONTNEED), not with O_DIRECT", &no_direct_io);
   parser.option("trace-routing", "FILE", "write every token's expert choices (for `bench expert-cache --trace`)",
                 &trace_routing);
@@ -78,6 +84,20 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
     }
     QCODER_TRY(options.experts.layer_budgets, parse_layer_budgets(expert_layer_budget));
   }
+  if (expert_cache_vram != "none") {
+    QCODER_TRY(options.device_experts.vram_budget, parse_size(expert_cache_vram));
+    if (options.device_experts.vram_budget == 0) {
+      return fail(errc::invalid_argument, "--expert-cache-vram 0: use 'none' to upload every expert");
+    }
+  }
+  if (!expert_vram_layer_budget.empty()) {
+    if (options.device_experts.vram_budget == 0) {
+      return fail(errc::invalid_argument, "--expert-vram-layer-budget needs --expert-cache-vram SIZE");
+    }
+    QCODER_TRY(options.device_experts.layer_budgets, parse_layer_budgets(expert_vram_layer_budget));
+  }
+  options.device_experts.policy = expert_policy;
+  options.device_experts.prefetch = !no_prefetch;
   options.experts.policy = expert_policy;
   options.experts.prefetch = !no_prefetch;
   options.experts.direct_io = !no_direct_io;

@@ -166,7 +166,11 @@ void delete_graph(CUgraphExec_st* graph) { delete graph; }
 
 namespace {
 std::atomic<int> compute_capability{90};
+std::atomic<std::int64_t> copy_delay_us{0};
 }  // namespace
+
+std::chrono::microseconds copy_delay() { return std::chrono::microseconds(copy_delay_us.load(std::memory_order_relaxed)); }
+void set_copy_delay(std::chrono::microseconds delay) { copy_delay_us.store(delay.count(), std::memory_order_relaxed); }
 
 int emulated_compute_capability() { return compute_capability.load(std::memory_order_relaxed); }
 void set_emulated_compute_capability(int capability) {

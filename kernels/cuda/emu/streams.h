@@ -10,6 +10,7 @@
 // Thread-safe: any thread may queue on any stream; a stream's work runs on its own thread.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <string>
 
@@ -45,5 +46,10 @@ void delete_graph(CUgraphExec_st* graph);
 // check what the host code picks for another generation of card, e.g. 75 for Turing.
 int emulated_compute_capability();
 void set_emulated_compute_capability(int capability);
+
+// Tests of copy/compute ordering: with a delay set, every copy on a stream (not the null stream) first fills
+// its destination with 0xff bytes, sleeps for the delay, then copies. Zero (the default) turns it off.
+std::chrono::microseconds copy_delay();
+void set_copy_delay(std::chrono::microseconds delay);
 
 }  // namespace qcoder::cuda::emu

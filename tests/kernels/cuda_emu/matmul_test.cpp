@@ -195,6 +195,36 @@ TEST(MatmulEmu, PicksEitherKernelCorrectly) {
   for (const std::int64_t n : {1, 15, 16, 40}) check_product(cuda_emu::matmul, fp8_f32_scales, shape{20, 136, n}, 3e-5);
 }
 
+// The VRAM expert tier reads experts in place from the mapped checkpoint, where tensors are not 16-byte
+// aligned, and from aligned slots: the product's bits must not depend on which.
+TEST(GemvEmu, ResultsDoNotDependOnWhereTheWeightsSit) {
+  for (const weights_kind& kind : {bf16_weights, fp8_f32_scales, f32_weights}) {
+    SCOPED_TRACE(kind.name);
+    std::mt19937 rng(99);
+    const host_matrix w = make_matrix(kind, 9, 300, rng);
+    const std::vector<float> x = make_x(3, 300, rng);
+    std::vector<float> aligned_out;
+    for (const std::size_t offset : {0, 1, 2, 4, 8, 12}) {
+      if (offset % dtype_size(kind.type) != 0) continue;
+      std::vector<std::uint8_t> room(w.data.size() + 64);
+      const auto base = (16 - reinterpret_cast<std::uintptr_t>(room.data()) % 16) % 16;
+      std::uint8_t* at = room.data() + base + offset;
+      std::memcpy(at, w.data.data(), w.data.size());
+      cuda::device_matrix m = w.device();
+      m.data = at;
+      std::vector<float> out(9 * 3, std::nanf(""));
+      auto r = cuda_emu::gemv(cuda::matmul_args{out.data(), x.data(), m, 3}, nullptr);
+      ASSERT_TRUE(r) << r.err().message;
+      if (offset == 0) {
+        aligned_out = out;
+        expect_matches_reference(out, x.data(), w.view, 3, 1e-5);
+      } else {
+        EXPECT_EQ(std::memcmp(out.data(), aligned_out.data(), out.size() * sizeof(float)), 0) << "offset " << offset;
+      }
+    }
+  }
+}
+
 // On a Turing card (compute capability 7.5) there are no BF16 tensor-core fragments: gemm must hand the
 // product to gemv, whose result it then is to the bit. On Hopper the same call takes the tensor cores, whose
 // sums differ from gemv's in the last bits (checked, so that the first check means something).
@@ -283,6 +313,26 @@ void check_experts(const weights_kind& kind, std::int32_t x_row_divisor) {
     const std::vector<float> row(got.begin() + a * rows, got.begin() + (a + 1) * rows);
     const host_matrix& expert = experts[static_cast<std::size_t>(assigned[static_cast<std::size_t>(a)])];
     expect_matches_reference(row, x.data() + a / x_row_divisor * cols, expert.view, 1, 1e-5);
+  }
+
+  // A wave: the assignments whose expert is negative are skipped and keep their rows; the others give
+  // exactly the full launch's rows.
+  std::vector<std::int32_t> wave = assigned;
+  for (std::size_t a = 1; a < wave.size(); a += 2) wave[a] = -1;
+  std::vector<float> waved(got.size(), 7.0f);
+  args.out = waved.data();
+  args.experts = wave.data();
+  r = cuda_emu::expert_gemv(args, nullptr);
+  ASSERT_TRUE(r) << r.err().message;
+  for (std::int64_t a = 0; a < count; ++a) {
+    for (std::int64_t i = a * rows; i < (a + 1) * rows; ++i) {
+      const auto at = static_cast<std::size_t>(i);
+      if (a % 2 == 1) {
+        ASSERT_EQ(waved[at], 7.0f) << "skipped assignment " << a;
+      } else {
+        ASSERT_EQ(waved[at], got[at]) << "assignment " << a;
+      }
+    }
   }
 }
 

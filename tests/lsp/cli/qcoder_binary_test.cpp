@@ -190,7 +190,8 @@ TEST(QcoderBinary, LogitsOnTheEmulatedCudaBackendMatchTheGoldenLogits) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
   const std::string out = ::testing::TempDir() + "qcoder-logits-emu-test.bin";
-  for (const char* mode : {"", " --step"}) {
+  // All experts uploaded; then a VRAM expert budget of 64 KiB (a few slots per layer, the rest read in place).
+  for (const char* mode : {"", " --step --expert-cache-vram 64KiB"}) {
     const run_result r = run("logits --backend cuda-emu --model " + model + " --ids 630,17,66,799,483,353,868 --out " +
                              out + mode + " --log-level warn");
     ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -211,6 +212,12 @@ TEST(QcoderBinary, AnUnknownBackendOrAServerUrlForALocalCommandIsAClearError) {
   r = run(base + "http://127.0.0.1:9/v1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("runs the model here"), std::string::npos) << r.out;
+  r = run(base + "cpu --expert-cache-vram 1GiB");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("needs a CUDA backend"), std::string::npos) << r.out;
+  r = run(base + "cuda-emu --expert-vram-layer-budget 0=1MiB");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("needs --expert-cache-vram"), std::string::npos) << r.out;
 }
 
 TEST(QcoderBinary, GenerateStreamsTextAndStopsBeforeAStopString) {
