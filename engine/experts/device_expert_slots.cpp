@@ -92,7 +92,8 @@ std::int32_t device_expert_slots::claim(layer_slots& layer, std::int32_t expert,
 }
 
 std::vector<device_expert_slots::placement> device_expert_slots::place(std::int64_t layer_index,
-                                                                       std::span<const std::int32_t> experts) {
+                                                                       std::span<const std::int32_t> experts,
+                                                                       bool waits) {
   evicted_.clear();
   std::vector<placement> out(experts.size());
   layer_slots& layer = layers_[static_cast<std::size_t>(layer_index)];
@@ -108,7 +109,7 @@ std::vector<device_expert_slots::placement> device_expert_slots::place(std::int6
     if (s < 0) continue;
     slot_info& info = layer.slots[static_cast<std::size_t>(s)];
     out[i] = placement{where::resident, s, info.unwaited};
-    info.unwaited = false;
+    if (waits) info.unwaited = false;
     ++stats.hits;
     if (info.speculative) ++stats.prefetch_hits;
     info.speculative = false;
@@ -123,7 +124,7 @@ std::vector<device_expert_slots::placement> device_expert_slots::place(std::int6
       continue;
     }
     taken[static_cast<std::size_t>(s)] = true;
-    layer.slots[static_cast<std::size_t>(s)].unwaited = false;  // the caller waits for this copy now
+    layer.slots[static_cast<std::size_t>(s)].unwaited = !waits;  // else the caller waits for this copy now
     layer.slots[static_cast<std::size_t>(s)].speculative = false;
     out[i] = placement{where::copy, s, true};
     ++stats.misses;

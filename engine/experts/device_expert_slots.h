@@ -80,8 +80,11 @@ class device_expert_slots {
   std::int32_t slot_of(std::int64_t layer, std::int32_t expert) const;
 
   // Placements of the layer's distinct `experts` (ids in range, no repeats), in their order. Slots it
-  // evicts are reported by evicted(), until the next call.
-  std::vector<placement> place(std::int64_t layer, std::span<const std::int32_t> experts);
+  // evicts are reported by evicted(), until the next call. `waits`: the caller's compute waits now for
+  // every copy it is told to wait for (the eager path); false (the graph path, which places a step's
+  // experts after the step ran in place and copies them for the next ones) leaves those copies unwaited,
+  // so that a later place() still says to wait.
+  std::vector<placement> place(std::int64_t layer, std::span<const std::int32_t> experts, bool waits = true);
   // Copies to issue for the predicted experts of `layer` (speculative).
   std::vector<slot_copy> prefetch(std::int64_t layer, std::span<const std::int32_t> predicted);
   // The experts the last place() or prefetch() evicted (their slot-table entries must point back to the

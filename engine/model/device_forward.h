@@ -42,13 +42,18 @@ class device_forward {
   virtual const device_expert_slots* expert_slots() const = 0;
   // Bytes of one VRAM expert slot (0 without the tier): a budget of N × this gives N slots.
   virtual std::uint64_t expert_slot_bytes() const = 0;
+  // Decode graphs captured (once per shape) and launched so far.
+  virtual std::int64_t graph_captures() const = 0;
+  virtual std::int64_t graph_launches() const = 0;
 };
 
-// Uploads the weights and allocates the activations for chunks of up to max_batch rows. With
+// Uploads the weights and allocates the activations for chunks of up to max_batch rows. decode_graphs:
+// decode steps are captured as graphs once per shape and replayed (else every kernel is queued each time). With
 // experts.vram_budget > 0 the routed experts stay in host memory (the host tier) and a bounded pool of VRAM
 // slots per layer caches them (the device tier; see device_forward_impl.inc).
 result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
                                                             const qwen3_next_weights& weights, std::int64_t max_batch,
-                                                            const device_expert_options& experts);
+                                                            const device_expert_options& experts,
+                                                            bool decode_graphs);
 
 }  // namespace qcoder::engine

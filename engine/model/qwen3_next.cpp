@@ -214,7 +214,7 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
     std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
     QCODER_TRY(model->device_,
                make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch,
-                                   options.device_experts));
+                                   options.device_experts, options.decode_graphs));
     spdlog::info("forward pass on {}: {:.1f} MiB of device memory", compute_device_name(options.device),
                  static_cast<double>(model->device_->device_bytes()) / (1 << 20));
     return model;

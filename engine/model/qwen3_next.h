@@ -37,6 +37,8 @@ struct model_options {
   expert_store_options experts;
   // On a CUDA device: a VRAM budget for the routed experts (see device_expert_slots.h); zero uploads all.
   device_expert_options device_experts;
+  // On a CUDA device: decode steps run as graphs captured once per shape (see device_forward_impl.inc).
+  bool decode_graphs = true;
   // Files written when the model is destroyed: the routing of every token (for `bench expert-cache
   // --trace`) and the expert cache's per-layer statistics. Empty: not written.
   std::string routing_trace_path;

@@ -101,6 +101,13 @@ result<void> wait_event(CUstream_st* stream, CUevent_st* event) {
   return ok();
 }
 
+result<bool> event_done(CUevent_st* event) {
+  const cudaError_t status = cudaEventQuery(event);
+  if (status == cudaErrorNotReady) return false;
+  QCODER_CUDA_CHECK(status);
+  return true;
+}
+
 result<void> begin_capture(CUstream_st* stream) {
   QCODER_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
   return ok();
@@ -185,6 +192,7 @@ result<CUevent_st*> create_event() { return cuda::emu::new_event(); }
 void destroy_event(CUevent_st* event) { cuda::emu::delete_event(event); }
 result<void> record_event(CUevent_st* event, CUstream_st* stream) { return cuda::emu::record(event, stream); }
 result<void> wait_event(CUstream_st* stream, CUevent_st* event) { return cuda::emu::wait_for(stream, event); }
+result<bool> event_done(CUevent_st* event) { return cuda::emu::query(event); }
 result<void> begin_capture(CUstream_st* stream) { return cuda::emu::begin_capture(stream); }
 result<CUgraphExec_st*> end_capture(CUstream_st* stream) { return cuda::emu::end_capture(stream); }
 result<void> launch_graph(CUgraphExec_st* graph, CUstream_st* stream) { return cuda::emu::launch_graph(graph, stream); }

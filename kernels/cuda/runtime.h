@@ -46,6 +46,8 @@ struct CUgraphExec_st;  // cudaGraphExec_t
   result<void> record_event(CUevent_st* event, CUstream_st* stream);                                     \
   /* Later work on `stream` waits until the event's recorded point has run. */                           \
   result<void> wait_event(CUstream_st* stream, CUevent_st* event);                                       \
+  /* Whether the event's last recorded point has run (cudaEventQuery), without waiting. */               \
+  result<bool> event_done(CUevent_st* event);                                                            \
   /* Graph capture: work queued on `stream` between the two calls is recorded, not run. */               \
   result<void> begin_capture(CUstream_st* stream);                                                       \
   result<CUgraphExec_st*> end_capture(CUstream_st* stream);                                              \

@@ -615,6 +615,12 @@ std::string kernel_name(const void* function, const std::source_location& launch
   return fmt::format("{} (launched at {}:{})", name, launched_at.file_name(), launched_at.line());
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool keep_block_states = true;
+#else
+constexpr bool keep_block_states = false;
+#endif
+
 result<void> run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes,
                       const std::function<void()>& body) {
   QCODER_CHECK(check_config(kernel, grid, block, dynamic_shared_bytes));
@@ -634,9 +640,10 @@ result<void> run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dyn
   s.end_sync = &end_sync;
   current_scheduler = &s;
   result<void> outcome = ok();
-  // Each block's state (and shared memory) lives until the launch's end: freeing or reusing it is a write,
-  // which must come after the fibers' last use of it in TSan's order, and only the launch's end orders them
-  // with the host.
+  // Under TSan each block's state (and shared memory) lives until the launch's end: freeing or reusing it is
+  // a write, which must come after the fibers' last use of it in TSan's order, and only the launch's end
+  // orders them with the host. Elsewhere a block's state goes when the block ends (big grids would otherwise
+  // hold every block's shared memory at once: a tenth of the emulator's time went to growing the heap).
   std::deque<block_state> blocks;
   for (unsigned z = 0; z < grid.z && outcome; ++z) {
     for (unsigned y = 0; y < grid.y && outcome; ++y) {
@@ -646,6 +653,7 @@ result<void> run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t dyn
         run_block(s, fibers, state, grid, block);
         hidden_from_tsan hidden;
         if (state.aborted) outcome = fail(errc::internal, "{}", state.error);
+        if (!keep_block_states) blocks.pop_back();  // its memory serves the next block
       }
     }
   }

@@ -136,6 +136,11 @@ result<void> wait_for(CUstream_st* stream, CUevent_st* event) {
   });
 }
 
+bool query(CUevent_st* event) {
+  std::lock_guard lock(event->mutex);
+  return event->done >= event->recorded;
+}
+
 result<void> begin_capture(CUstream_st* stream) {
   if (stream == nullptr) return fail(errc::invalid_argument, "graph capture needs a stream of its own");
   std::lock_guard lock(stream->mutex);

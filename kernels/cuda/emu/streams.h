@@ -36,6 +36,7 @@ CUevent_st* new_event();
 void delete_event(CUevent_st* event);
 result<void> record(CUevent_st* event, CUstream_st* stream);
 result<void> wait_for(CUstream_st* stream, CUevent_st* event);
+bool query(CUevent_st* event);  // the last recorded generation has run
 
 result<void> begin_capture(CUstream_st* stream);
 result<CUgraphExec_st*> end_capture(CUstream_st* stream);
