@@ -61,4 +61,7 @@ QCODER_CUDA_MATMUL_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_MATMUL_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_MATMUL_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_MATMUL_ENTRIES

@@ -53,4 +53,7 @@ QCODER_CUDA_RUNTIME_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_RUNTIME_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_RUNTIME_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_RUNTIME_ENTRIES
