@@ -72,31 +72,37 @@ const std::array<card, 5> table = {
         "NVIDIA H200 datasheet (SXM): 4.8 TB/s HBM3e, 141 GB, 67 TFLOPS FP32, PCIe Gen5"),
 };
 
-// This machine's CPU, measured on the development machine (2 shared cores, a shared virtual disk; see
-// lsp/cli/bench_expert_cache_command.cpp for the disk figures): `bench decode` measures memory reads at
-// ~43 GB/s with 2 threads; one reader of 3.1 MB experts gets ~0.4 GB/s from the disk, two ~0.65 GB/s
-// together; `bench matmul --tokens 1` (2 threads, 16384 × 2048) streams FP8 weights at 7.4 GB/s and BF16 at
-// 9.9 GB/s: the CPU dequantises, so its matmuls are bound by compute, not by memory. A CPU op costs about
-// 15 µs to hand to the thread pool and gather (an assumption: a few wake-ups of 2 threads).
+// This machine's CPU, measured on the development machine (2 shared cores, a shared virtual disk) on
+// 2026-12-05 with the slice FP8 checkpoint (4 layers, real dimensions):
+//   - memory: `bench decode` measures reads at 59 GB/s (2 threads; 26-59 GB/s from run to run);
+//   - per-kernel cost: `bench decode --expert-cache-ram 7GiB` (every expert resident) decodes 898 MB of
+//     weights per token at 27 GB/s (30.1 tokens/s, best of 3): the CPU dequantises FP8 and BF16 as it
+//     multiplies, so its matmuls are bound by compute, not memory, and this rate (which includes the
+//     per-op overhead of the thread pool) takes the place of bandwidth × efficiency and launch costs for
+//     the weight reads;
+//   - disk: random O_DIRECT reads of one expert (3.1 MB) from the checkpoint give 1.5-2.0 GB/s with one or
+//     two readers (the shared disk varies: 0.4-0.65 GB/s in earlier sessions, see
+//     lsp/cli/bench_expert_cache_command.cpp); the engine reads with 2 loader threads.
+// Each figure can be replaced by a flag of `bench gpu-model` when the machine measures otherwise.
 card cpu_card() {
   card c;
   c.name = "cpu";
   c.description = "this machine's CPU (figures measured on the development machine)";
-  c.memory_gbps = 43;
-  c.link_gbps = 0.65;
-  c.link_one_gbps = 0.4;
+  c.memory_gbps = 59;
+  c.link_gbps = 1.8;
+  c.link_one_gbps = 1.8;
   c.memory_bytes = 0;
   c.copy_engines = 2;
   c.peak_tflops = 0;
   c.cpu = true;
-  c.bandwidth_efficiency = 1.0;  // the figure above is already what the CPU achieves
+  c.bandwidth_efficiency = 1.0;  // the figures above are already what the CPU achieves
   c.link_efficiency = 1.0;       // likewise for the disk
-  c.launch_eager_s = 15e-6;
-  c.launch_graph_s = 15e-6;
+  c.launch_eager_s = 0;          // inside the measured weight rate
+  c.launch_graph_s = 0;
   c.graph_launch_s = 0;
-  c.fp8_matmul_gbps = 7.4;
-  c.bf16_matmul_gbps = 9.9;
-  c.source = "measured on the development machine (bench decode, bench matmul, expert reads)";
+  c.fp8_matmul_gbps = 27;
+  c.bf16_matmul_gbps = 27;
+  c.source = "measured on the development machine (bench decode all resident, O_DIRECT expert reads)";
   return c;
 }
 

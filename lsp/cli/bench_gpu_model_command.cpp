@@ -101,7 +101,7 @@ std::string tokens_cell(const engine::prediction& p) {
 int run_bench_gpu_model(args_view args) {
   std::string gpu = "all", model_dir, quant, vram_text, trace_file;
   std::vector<std::string> policies;
-  bool no_prefetch = false, eager = false, as_json = false;
+  bool no_prefetch = false, prefetch_only = false, eager = false, as_json = false;
   int context_flag = 4096, batch_flag = 1;
   int tokens = 1024, warmup = 256;
   double bw_gbps = 0, disk_gbps = 0, read_gbps = 0, fp8_gbps = 0, bf16_gbps = 0;
@@ -120,6 +120,7 @@ int run_bench_gpu_model(args_view args) {
       .option("vram", "SIZE", "memory budget (cpu: RAM for routed experts, as --expert-cache-ram); default: the card's", &vram_text)
       .repeated("policy", "NAME", "expert cache policy (default: the best of all)", &policies)
       .flag("no-prefetch", "no prefetch of the next layer's predicted experts", &no_prefetch)
+      .flag("prefetch", "always prefetch (default: the better of with and without)", &prefetch_only)
       .flag("eager", "kernels launched one by one (default: the decode step as a CUDA graph)", &eager)
       .option("trace", "FILE", "a routing trace (JSON Lines) instead of the synthetic one", &trace_file)
       .option("tokens", "N", "synthetic trace: tokens", &tokens)
@@ -137,6 +138,10 @@ int run_bench_gpu_model(args_view args) {
   const std::int64_t context = context_flag, batch = batch_flag;
   if (context < 0 || batch < 1 || tokens < 2 || warmup < 0) {
     fmt::print(stderr, "qcoder: --context ≥ 0, --batch ≥ 1, --tokens ≥ 2 and --warmup ≥ 0\n");
+    return exit_usage;
+  }
+  if (no_prefetch && prefetch_only) {
+    fmt::print(stderr, "qcoder: give --prefetch or --no-prefetch, not both\n");
     return exit_usage;
   }
   if (!quant.empty() && quant != "fp8" && quant != "bf16") {
@@ -202,7 +207,7 @@ int run_bench_gpu_model(args_view args) {
   }
   for (const std::string& policy : policies) {
     for (const bool prefetch : {true, false}) {
-      if (prefetch && no_prefetch) continue;
+      if ((prefetch && no_prefetch) || (!prefetch && prefetch_only)) continue;
       settings.push_back({policy, prefetch});
     }
   }
