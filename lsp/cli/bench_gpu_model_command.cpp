@@ -7,6 +7,15 @@
 // --gpu (or --gpu all) one table over every card: the prediction at an 8 GiB budget and with every weight
 // resident (when that fits), the bandwidth ceiling, the published reference figures, and which policy and
 // prefetch setting wins.
+//
+// Checking the model where it can be measured (issue 15): `--gpu cpu` is this machine's CPU with the figures
+// measured on it (time_model.cpp). Record the routing of the measured run and replay it, since a
+// randomly initialised checkpoint routes nearly uniformly, unlike the calibrated synthetic trace:
+//   qcoder bench decode --model models/slice-fp8 --expert-cache-ram 1610809344 --tokens 32 --trace-routing T
+//   (keep the decode tokens of T: per repeat, the 4 warm-up and 32 timed tokens after the 128-token prompt)
+//   qcoder bench gpu-model --gpu cpu --model models/slice-fp8 --vram 1585640448 --policy lru --prefetch \
+//       --context 150 --trace T.decode --warmup 36
+// (--vram gives the model the engine's 126 slots per layer: its slots are 3,182,592 bytes, not 3,146,112).
 // Not thread-safe; runs on the main thread.
 #include <cstdio>
 #include <optional>

@@ -4,7 +4,7 @@
 // activation row read and written once, the KV rows of a segment read once per launch, recurrent state
 // read and written once per segment.
 #include <algorithm>
-#include <cstring>
+#include <atomic>
 
 #include "kernels/cuda/cost/cost_recorder.h"
 #include "kernels/cuda/matmul.h"
@@ -158,9 +158,8 @@ result<void> zero(void* /*destination*/, std::size_t /*bytes*/, CUstream_st* /*s
 namespace {
 template <typename T>
 T* token() {
-  static std::uintptr_t next = cost_recorder::fake_base - (std::uintptr_t{1} << 40);
-  next += 64;
-  return reinterpret_cast<T*>(next);
+  static std::atomic<std::uintptr_t> next{cost_recorder::fake_base - (std::uintptr_t{1} << 40)};
+  return reinterpret_cast<T*>(next.fetch_add(64) + 64);
 }
 }  // namespace
 
