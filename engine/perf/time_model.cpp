@@ -239,8 +239,10 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
   p.state_bytes = cost.state_bytes;
   const double budget = o.budget_bytes > 0 ? static_cast<double>(o.budget_bytes) : static_cast<double>(c.memory_bytes);
   if (!c.cpu && budget <= 0) return fail(errc::invalid_argument, "card {}: no memory size and no budget", c.name);
+  // The CPU's budget is the expert cache alone (--expert-cache-ram); none means every expert in memory.
   const double for_experts =
-      c.cpu ? budget : budget - cuda_context_reserve_bytes - static_cast<double>(p.resident_bytes + p.state_bytes);
+      c.cpu ? (budget > 0 ? budget : static_cast<double>(cost.all_expert_bytes))
+            : budget - cuda_context_reserve_bytes - static_cast<double>(p.resident_bytes + p.state_bytes);
   const double per_expert_row = static_cast<double>(std::max<std::int64_t>(1, cost.moe_layers)) *
                                 static_cast<double>(std::max<std::int64_t>(1, cost.expert_bytes));
   const std::int64_t slots = for_experts > 0 ? static_cast<std::int64_t>(for_experts / per_expert_row) : 0;

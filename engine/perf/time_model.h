@@ -61,7 +61,8 @@ std::span<const card> known_cards();
 result<card> parse_card(std::string_view spec);
 
 struct time_model_options {
-  std::uint64_t budget_bytes = 0;   // VRAM for everything (CPU card: RAM for routed experts); 0: the card's memory
+  std::uint64_t budget_bytes = 0;   // VRAM for everything; 0: the card's memory. CPU card: RAM for routed
+                                    // experts (as --expert-cache-ram); 0: all of them
   std::string policy = "lru";
   bool prefetch = true;
   bool graphs = true;               // decode step replayed as a CUDA graph (false: eager launches)

@@ -13,7 +13,7 @@
 // randomly initialised checkpoint routes nearly uniformly, unlike the calibrated synthetic trace:
 //   qcoder bench decode --model models/slice-fp8 --expert-cache-ram 1610809344 --tokens 32 --trace-routing T
 //   (keep the decode tokens of T: per repeat, the 4 warm-up and 32 timed tokens after the 128-token prompt)
-//   qcoder bench gpu-model --gpu cpu --model models/slice-fp8 --vram 1585640448 --policy lru --prefetch \
+//   qcoder bench gpu-model --gpu cpu --model models/slice-fp8 --vram 1585640448 --policy lru --prefetch
 //       --context 150 --trace T.decode --warmup 36
 // (--vram gives the model the engine's 126 slots per layer: its slots are 3,182,592 bytes, not 3,146,112).
 // Not thread-safe; runs on the main thread.

@@ -142,6 +142,25 @@ TEST(TimeModel, MissesCostCopiesOverTheLink) {
   EXPECT_LT(slow->tokens_per_s, fast->tokens_per_s);
 }
 
+TEST(TimeModel, TheCpuBudgetIsTheExpertCacheAlone) {
+  const fixture& f = tiny();
+  result<card> cpu = parse_card("cpu");
+  ASSERT_TRUE(cpu);
+  time_model_options o;
+  o.policy = "lru";
+  o.budget_bytes = static_cast<std::uint64_t>(7 * f.cost.moe_layers * f.cost.expert_bytes);
+  result<prediction> p = predict(f.cost, *cpu, f.trace, o);
+  ASSERT_TRUE(p) << p.err().message;
+  ASSERT_TRUE(p->fits);
+  EXPECT_EQ(p->slots_per_layer, 7);  // nothing taken off for resident weights or a CUDA context
+  EXPECT_GT(p->parts.copy_stall_s, 0.0);
+  o.budget_bytes = 0;  // no expert cache: every expert in memory
+  p = predict(f.cost, *cpu, f.trace, o);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->all_resident);
+  EXPECT_DOUBLE_EQ(p->parts.launch_s, 0.0);  // inside the CPU's measured weight rate
+}
+
 TEST(TimeModel, CardTable) {
   const std::vector<std::string> names{"rtx3070ti-8g", "rtx4070-12g", "rtx4090-24g", "h100", "h200"};
   ASSERT_EQ(known_cards().size(), names.size());
