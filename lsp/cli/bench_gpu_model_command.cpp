@@ -137,8 +137,8 @@ int run_bench_gpu_model(args_view args) {
       .option("context", "N", "tokens each sequence holds (the KV cache attention reads)", &context_flag)
       .option("batch", "N", "sequences decoded together", &batch_flag)
       .option("bw-gbps", "G", "override the card's memory bandwidth", &bw_gbps)
-      .option("disk-gbps", "G", "cpu: override the disk's read speed, all readers together", &disk_gbps)
-      .option("read-gbps", "G", "cpu: override one reader's disk speed", &read_gbps)
+      .option("disk-gbps", "G", "override the link: PCIe one way, or the CPU's disk, all readers together", &disk_gbps)
+      .option("read-gbps", "G", "override one copy's (one disk reader's) speed", &read_gbps)
       .option("fp8-gbps", "G", "cpu: override the FP8 matmul weight rate", &fp8_gbps)
       .option("bf16-gbps", "G", "cpu: override the BF16 matmul weight rate", &bf16_gbps)
       .flag("json", "print one JSON object instead of the table", &as_json);
