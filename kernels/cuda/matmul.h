@@ -10,7 +10,9 @@
 //   does not).
 //
 // Plain C++17 with no CUDA headers. Each entry point exists in qcoder::cuda (nvcc, qcoder_kernels_cuda) and
-// qcoder::cuda_emu (the same sources on the emulator, qcoder_kernels_cuda_emu). Pointers are device memory.
+// qcoder::cuda_emu (the same sources on the emulator, qcoder_kernels_cuda_emu), and in qcoder::cuda_cost (no
+// launch: each call's bytes and FLOPs recorded for the time model, kernels/cuda/cost/; so in every header here).
+// Pointers are device memory.
 // Thread-safe; launches are ordered on `stream`.
 #pragma once
 
@@ -62,4 +64,7 @@ QCODER_CUDA_MATMUL_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_MATMUL_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_MATMUL_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_MATMUL_ENTRIES

@@ -104,4 +104,7 @@ QCODER_CUDA_MIXER_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_MIXER_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_MIXER_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_MIXER_ENTRIES

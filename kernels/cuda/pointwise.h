@@ -126,4 +126,7 @@ QCODER_CUDA_POINTWISE_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_POINTWISE_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_POINTWISE_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_POINTWISE_ENTRIES

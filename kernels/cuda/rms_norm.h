@@ -31,3 +31,6 @@ result<void> rms_norm(const rms_norm_args& args, CUstream_st* stream);
 namespace qcoder::cuda_emu {
 result<void> rms_norm(const cuda::rms_norm_args& args, CUstream_st* stream);
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+result<void> rms_norm(const cuda::rms_norm_args& args, CUstream_st* stream);
+}  // namespace qcoder::cuda_cost

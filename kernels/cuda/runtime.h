@@ -7,6 +7,8 @@
 // asynchronously to the caller (so a host read before synchronize() is a bug the tests can catch); errors
 // inside a kernel surface at the next synchronize() of its stream; a null stream runs work synchronously
 // (the emulator's shortcut for the legacy default stream; the backend always uses its own streams).
+// A third build, qcoder::cuda_cost (kernels/cuda/cost/), hands out device addresses that are never
+// dereferenced and counts them, for the time model.
 // Plain C++17 with no CUDA headers. Thread-safe as the CUDA runtime is.
 #pragma once
 
@@ -63,4 +65,7 @@ QCODER_CUDA_RUNTIME_ENTRIES
 namespace qcoder::cuda_emu {
 QCODER_CUDA_RUNTIME_ENTRIES
 }  // namespace qcoder::cuda_emu
+namespace qcoder::cuda_cost {
+QCODER_CUDA_RUNTIME_ENTRIES
+}  // namespace qcoder::cuda_cost
 #undef QCODER_CUDA_RUNTIME_ENTRIES

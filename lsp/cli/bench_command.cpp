@@ -37,6 +37,8 @@ std::span<const bench_command> all_bench_commands() {
       {"expert-cache", "expert-cache hit rate and disk bytes/token per policy, replaying a routing trace",
        run_bench_expert_cache},
       {"fim-typing", "time to first token while typing, with and without the prefix cache", run_bench_fim_typing},
+      {"gpu-model", "predicted decode tokens/s per GPU (time model: kernel bytes, expert cache replay, PCIe copies)",
+       run_bench_gpu_model},
       {"lsp", "the language server's own latency per keystroke, excluding the model", run_bench_lsp},
       {"matmul", "one weight matrix (FP8/BF16/F16/F32): GB/s against measured memory bandwidth", run_bench_matmul},
       {"speculate", "speculative decoding by prompt lookup: cost of refused drafts, gain of accepted ones", run_bench_speculate},

@@ -36,6 +36,7 @@ int run_bench_decode(args_view args);
 int run_bench_matmul(args_view args);
 int run_bench_expert_cache(args_view args);
 int run_bench_fim_typing(args_view args);
+int run_bench_gpu_model(args_view args);
 int run_bench_lsp(args_view args);
 int run_bench_speculate(args_view args);
 int run_bench_batch(args_view args);

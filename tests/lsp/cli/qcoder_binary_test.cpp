@@ -124,6 +124,32 @@ TEST(QcoderBinary, BenchDecodeTakesPerLayerExpertBudgets) {
   EXPECT_NE(r.out.find("more than the expert cache"), std::string::npos) << r.out;
 }
 
+TEST(QcoderBinary, BenchGpuModelPrintsARowPerCard) {
+  const run_result r = run("bench gpu-model --tokens 120 --warmup 20 --policy lru", false);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("PREDICTIONS"), std::string::npos) << r.out;
+  for (const char* card : {"rtx3070ti-8g", "rtx4070-12g", "rtx4090-24g", "h100", "h200"}) {
+    const std::size_t at = r.out.find(std::string("\n") + card + " ");
+    ASSERT_NE(at, std::string::npos) << card << "\n" << r.out;
+  }
+  EXPECT_NE(r.out.find("does not fit"), std::string::npos) << r.out;  // the 8 GB card cannot hold every expert
+  EXPECT_NE(r.out.find("1.21 tok/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("~210 tok/s"), std::string::npos) << r.out;
+
+  const run_result one = run("bench gpu-model --gpu custom:bw=448,pcie=31.5,vram=8GiB --tokens 120 --warmup 20 --json", false);
+  ASSERT_EQ(one.exit_code, 0) << one.out;
+  const auto j = nlohmann::json::parse(one.out);
+  EXPECT_TRUE(j["prediction"].get<bool>());
+  EXPECT_TRUE(j["fits"].get<bool>());
+  EXPECT_GT(j["predicted_tokens_per_s"].get<double>(), 0.0);
+  EXPECT_LT(j["predicted_tokens_per_s"].get<double>(), j["ceiling_tokens_per_s"].get<double>());
+  EXPECT_EQ(j["routed_bytes_per_token"].get<std::int64_t>(), 48 * 10 * 3146112);
+
+  EXPECT_EQ(run("bench gpu-model --gpu custom:bw=448").exit_code, 2);
+  EXPECT_EQ(run("bench gpu-model --gpu rtx9090").exit_code, 2);
+  EXPECT_EQ(run("bench gpu-model --quant int4").exit_code, 2);
+}
+
 TEST(QcoderBinary, BenchExpertCacheReportsTimedAndInTimeFigures) {
   // 4 layers of 64 experts, top-4, 8 slots. A read (1 MB at 0.1 GB/s: 10 ms) is 10 times a layer, so most
   // prefetches arrive late: the timed hit rate is below the in-time bound.
