@@ -253,6 +253,7 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
       batch * c.memory_gbps * 1e9 / static_cast<double>(cost.weight_bytes() + cost.vector_bytes() + cost.routed_bytes());
 
   double stall_s = 0;
+  double graph_in_place_s = 0;  // graph path: the misses' in-place reads over the link, per token
   if (!p.all_resident) {
     if (p.slots_per_layer < cost.top_k) {
       p.fits = false;
@@ -268,9 +269,9 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
     replay_options r;
     r.policy = o.policy;
     r.slots = static_cast<std::int32_t>(p.slots_per_layer);
-    r.prefetch = o.prefetch && trace.has_predictions();
+    r.prefetch = o.prefetch && trace.has_predictions() && !graphs;
     r.warmup_tokens = std::min(o.warmup_tokens, trace.tokens() / 2);
-    r.timed = true;
+    r.timed = !graphs;
     r.timing.layer_compute_s = layers_s / static_cast<double>(std::max<std::int64_t>(1, cost.moe_layers));
     r.timing.disk_bytes_per_s = c.link_gbps * 1e9 * c.link_efficiency;
     r.timing.read_bytes_per_s = (c.link_one_gbps > 0 ? c.link_one_gbps : c.link_gbps) * 1e9 * c.link_efficiency;
@@ -282,14 +283,32 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
     p.misses_per_token = static_cast<double>(replay.total.misses) / tokens * batch;
     p.copy_bytes_per_token = static_cast<double>(replay.total.loads()) * static_cast<double>(cost.expert_bytes) / tokens * batch;
     stall_s = replay.total.wait_s / tokens * batch;
+    if (graphs) {
+      // The graph path (device_forward_impl.inc) schedules no copy inside a step: a miss is read in place
+      // over the link by the expert kernel (on the critical path, instead of its read from VRAM) and copied
+      // into its slot after the step for the later ones, so the link carries each miss twice per token.
+      // The replay is untimed (a copy issued after a token lands before the next: what the tables assume).
+      const double link_bytes_per_s = c.link_gbps * 1e9 * c.link_efficiency;
+      const double in_place_s = static_cast<double>(replay.total.misses) * static_cast<double>(cost.expert_bytes) /
+                                tokens * batch / link_bytes_per_s;
+      graph_in_place_s = in_place_s;
+    }
   }
   p.parts.resident_s = head.weights + resident_layers.weights;
   p.parts.expert_hit_s = routed_total * p.hit_rate;
   p.parts.expert_miss_s = routed_total * (1.0 - p.hit_rate);
-  p.parts.copy_stall_s = stall_s;
   p.parts.state_s = head.state + resident_layers.state;
   p.parts.activation_s = head.activations + resident_layers.activations;
   p.parts.launch_s = head.launch + resident_layers.launch;
+  if (graph_in_place_s > 0) {
+    // In-place reads replace the misses' VRAM reads; and the token cannot take less than the link's time
+    // for both passes of its misses.
+    const double others = p.parts.resident_s + p.parts.expert_hit_s + p.parts.state_s + p.parts.activation_s +
+                          p.parts.launch_s;
+    const double with_reads = others + std::max(graph_in_place_s, p.parts.expert_miss_s);
+    stall_s = std::max(0.0, std::max(with_reads, 2 * graph_in_place_s) - others - p.parts.expert_miss_s);
+  }
+  p.parts.copy_stall_s = stall_s;
   p.seconds_per_token = p.parts.resident_s + p.parts.expert_hit_s + p.parts.expert_miss_s + p.parts.copy_stall_s +
                         p.parts.state_s + p.parts.activation_s + p.parts.launch_s;
   p.tokens_per_s = batch / p.seconds_per_token;

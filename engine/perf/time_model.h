@@ -10,7 +10,9 @@
 //     (cache_replay.h): a layer computes for the mean of the MoE layers' kernel times; its misses are copied
 //     over the link (PCIe for a GPU, the disk for the CPU) by the copy engines (loaders), demand copies first,
 //     and with prefetch on, the next layer's predicted experts are copied while the current layer computes;
-//     the layer waits for its last expert. The compute's wait is the copy stall.
+//     the layer waits for its last expert. The compute's wait is the copy stall. That is the eager path;
+//     the graph path (decode graphs) copies nothing inside a step: its misses are read in place over the
+//     link and copied after the step, twice the link bytes, charged as such (time_model.cpp).
 //   - the bandwidth ceiling is every weight byte a token reads (resident and its top-k experts) at the card's
 //     full memory bandwidth, nothing else.
 // With batch B > 1 the kernels are costed at batch B; the experts' copies are charged B times those of a
@@ -65,7 +67,8 @@ struct time_model_options {
                                     // experts (as --expert-cache-ram); 0: all of them
   std::string policy = "lru";
   bool prefetch = true;
-  bool graphs = true;               // decode step replayed as a CUDA graph (false: eager launches)
+  bool graphs = true;               // decode step replayed as a CUDA graph (false: eager launches); a graph
+                                    // step has no prefetch (the option is ignored)
   std::size_t warmup_tokens = 256;  // trace tokens replayed before counting (cold misses)
 };
 

@@ -5,6 +5,7 @@
 // read and written once per segment.
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 
 #include "kernels/cuda/cost/cost_recorder.h"
 #include "kernels/cuda/matmul.h"
@@ -142,6 +143,16 @@ void release(void* pointer) {
   if (active != nullptr && pointer != nullptr) active->release(pointer);
 }
 
+// Host memory is real (the host code writes it); it is not device memory, so it is not counted.
+result<void*> allocate_host(std::size_t bytes) {
+  void* p = std::malloc(bytes == 0 ? 1 : bytes);
+  if (p == nullptr) return fail(errc::io_error, "out of host memory allocating {} bytes", bytes);
+  return p;
+}
+void release_host(void* pointer) { std::free(pointer); }
+result<const void*> map_host(const void* host, std::size_t /*bytes*/) { return host; }
+void unmap_host(const void* /*host*/) {}
+
 result<void> copy(void* destination, const void* source, std::size_t bytes, CUstream_st* /*stream*/) {
   QCODER_TRY(cost_recorder * rec, recorder("copy"));
   rec->note_copy(destination, source, bytes);
@@ -170,6 +181,7 @@ result<CUevent_st*> create_event() { return token<CUevent_st>(); }
 void destroy_event(CUevent_st* /*event*/) {}
 result<void> record_event(CUevent_st* /*event*/, CUstream_st* /*stream*/) { return ok(); }
 result<void> wait_event(CUstream_st* /*stream*/, CUevent_st* /*event*/) { return ok(); }
+result<bool> event_done(CUevent_st* /*event*/) { return true; }
 result<void> begin_capture(CUstream_st* /*stream*/) { return ok(); }
 result<CUgraphExec_st*> end_capture(CUstream_st* /*stream*/) { return token<CUgraphExec_st>(); }
 result<void> launch_graph(CUgraphExec_st* /*graph*/, CUstream_st* /*stream*/) { return ok(); }

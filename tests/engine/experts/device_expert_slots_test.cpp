@@ -97,6 +97,22 @@ TEST(DeviceExpertSlots, PrefetchedCopiesAreWaitedForByTheirFirstUse) {
   EXPECT_EQ(slots.stats()[1].prefetch_hits, 1u);  // counted on its first use only
 }
 
+// The graph path places a step's experts after the step (it read them in place) and does not wait for the
+// copies: a later placement must still say to wait for them.
+TEST(DeviceExpertSlots, PlacementsThatDoNotWaitLeaveTheCopiesToWaitFor) {
+  device_expert_slots slots = make({2});
+  auto p = slots.place(0, std::vector<std::int32_t>{3}, /*waits=*/false);
+  EXPECT_EQ(p[0].kind, where::copy);
+  slots.next_token();
+  p = slots.place(0, std::vector<std::int32_t>{3}, /*waits=*/false);
+  EXPECT_EQ(p[0].kind, where::resident);
+  EXPECT_TRUE(p[0].wait);
+  p = slots.place(0, std::vector<std::int32_t>{3});
+  EXPECT_TRUE(p[0].wait);  // the eager path waits now...
+  p = slots.place(0, std::vector<std::int32_t>{3});
+  EXPECT_FALSE(p[0].wait);  // ...and only once
+}
+
 TEST(DeviceExpertSlots, PrefetchNeverEvictsAnExpertOfTheSamePrediction) {
   device_expert_slots slots = make({2});
   const auto copies = slots.prefetch(0, std::vector<std::int32_t>{1, 2, 3});
