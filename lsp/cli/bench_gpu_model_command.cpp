@@ -27,6 +27,7 @@
 #include "engine/experts/routing_trace.h"
 #include "engine/make_model.h"
 #include "engine/perf/decode_cost.h"
+#include "engine/perf/expert_read_probe.h"
 #include "engine/perf/time_model.h"
 #include "lsp/cli/bench_command.h"
 
@@ -113,7 +114,8 @@ std::string tokens_cell(const engine::prediction& p) {
 int run_bench_gpu_model(args_view args) {
   std::string gpu = "all", model_dir, quant, vram_text, trace_file;
   std::vector<std::string> policies;
-  bool no_prefetch = false, prefetch_only = false, eager = false, graph_only = false, as_json = false;
+  bool no_prefetch = false, prefetch_only = false, eager = false, graph_only = false, measure_disk = false,
+       as_json = false;
   int context_flag = 4096, batch_flag = 1;
   int tokens = 1024, warmup = 256;
   double bw_gbps = 0, disk_gbps = 0, read_gbps = 0, fp8_gbps = 0, bf16_gbps = 0;
@@ -143,6 +145,8 @@ int run_bench_gpu_model(args_view args) {
       .option("bw-gbps", "G", "override the card's memory bandwidth", &bw_gbps)
       .option("disk-gbps", "G", "override the link: PCIe one way, or the CPU's disk, all readers together", &disk_gbps)
       .option("read-gbps", "G", "override one copy's (one disk reader's) speed", &read_gbps)
+      .flag("measure-disk", "cpu with --model: measure the disk as the expert store reads the model's experts\n"
+            "                     (O_DIRECT, 1 and 2 loaders, after a warm pass) instead of the card's figure", &measure_disk)
       .option("fp8-gbps", "G", "cpu: override the FP8 matmul weight rate", &fp8_gbps)
       .option("bf16-gbps", "G", "cpu: override the BF16 matmul weight rate", &bf16_gbps)
       .flag("json", "print one JSON object instead of the table", &as_json);
@@ -181,6 +185,19 @@ int run_bench_gpu_model(args_view args) {
       return exit_usage;
     }
     cards.push_back(std::move(c).value());
+  }
+  if (measure_disk) {
+    if (all || !cards.front().cpu || model_dir.empty()) {
+      fmt::print(stderr, "qcoder: --measure-disk needs --gpu cpu and --model DIR\n");
+      return exit_usage;
+    }
+    result<engine::expert_read_speed> speed = engine::measure_expert_reads(model_dir, cards.front().copy_engines);
+    if (!speed) return report_failure(speed.err());
+    fmt::print(as_json ? stderr : stdout, "disk (measured) {:.2f} GB/s with one loader, {:.2f} GB/s with {} ({} reads of {:.2f} MB each)\n",
+               speed->one_reader_gbps, speed->all_readers_gbps, speed->loaders, speed->reads,
+               static_cast<double>(speed->expert_bytes) / 1e6);
+    cards.front().link_one_gbps = speed->one_reader_gbps;
+    cards.front().link_gbps = speed->all_readers_gbps;
   }
   for (engine::card& c : cards) {
     if (bw_gbps > 0) c.memory_gbps = bw_gbps;

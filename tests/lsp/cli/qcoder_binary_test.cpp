@@ -148,6 +148,16 @@ TEST(QcoderBinary, BenchGpuModelPrintsARowPerCard) {
   EXPECT_EQ(run("bench gpu-model --gpu custom:bw=448").exit_code, 2);
   EXPECT_EQ(run("bench gpu-model --gpu rtx9090").exit_code, 2);
   EXPECT_EQ(run("bench gpu-model --quant int4").exit_code, 2);
+  EXPECT_EQ(run("bench gpu-model --gpu h100 --measure-disk").exit_code, 2);
+
+  // The CPU card with its disk measured on the model's own experts (the tiny FP8 checkpoint): the measured
+  // figures are printed and used.
+  const run_result cpu = run("bench gpu-model --gpu cpu --measure-disk --vram 4MiB --model " +
+                                 std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8 --tokens 64 --warmup 8",
+                             /*merge_stderr=*/false);
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.out;
+  EXPECT_NE(cpu.out.find("disk (measured)"), std::string::npos) << cpu.out;
+  EXPECT_NE(cpu.out.find("predicted"), std::string::npos) << cpu.out;
 }
 
 TEST(QcoderBinary, BenchExpertCacheReportsTimedAndInTimeFigures) {
