@@ -4,6 +4,8 @@
 // Immutable after bind(); safe to share between threads. Valid while the checkpoint lives.
 #pragma once
 
+#include <span>
+#include <string>
 #include <vector>
 
 #include "engine/checkpoint.h"
@@ -55,6 +57,19 @@ struct layer_weights {
   mlp_weights dense;
 };
 
+// Where qwen3_next_weights::assemble takes each tensor from, by its Hugging Face name: the checkpoint (bind),
+// or shapes alone (the time model's weights of a model that is not on this machine).
+class weight_source {
+ public:
+  virtual ~weight_source() = default;
+  virtual result<weight_matrix> matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const = 0;
+  virtual result<weight_vector> vector(const std::string& name, std::int64_t size) const = 0;
+  // A tensor of any rank whose elements are used as one flat vector (conv1d weights [c, 1, k]).
+  virtual result<weight_vector> flat(const std::string& name, std::span<const std::int64_t> shape) const = 0;
+  // Whether the source holds `name` (the LM head of a model with tied embeddings may be absent).
+  virtual bool contains(const std::string& name) const = 0;
+};
+
 struct qwen3_next_weights {
   weight_matrix embed_tokens;  // [vocab, H]
   std::vector<layer_weights> layers;
@@ -63,6 +78,8 @@ struct qwen3_next_weights {
 
   // Binds every tensor the forward pass uses; the first missing or misshapen tensor is the error.
   static result<qwen3_next_weights> bind(const checkpoint& ckpt, const model_config& config);
+  // The same from any source: every tensor by name and shape, in one place for both.
+  static result<qwen3_next_weights> assemble(const weight_source& source, const model_config& config);
   // Bytes of weights read for one decoded token: everything but the experts not chosen.
   std::int64_t bytes_per_token(const model_config& config) const;
 };

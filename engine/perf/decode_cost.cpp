@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <set>
+#include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -46,34 +49,53 @@ bool stays_bf16_by_default(const std::string& module) {
   return module == "lm_head";
 }
 
-struct shape_builder {
-  const model_config& c;
-  fake_host host;
-  std::set<std::string> not_convert;
+// Shapes as a weight source: every tensor exists, at a fake address, FP8 (with BF16 scales per block) where
+// the published FP8 checkpoints quantise it, BF16 elsewhere.
+class shape_source final : public weight_source {
+ public:
+  explicit shape_source(const model_config& c)
+      : c_(c), not_convert_(c.quant.modules_to_not_convert.begin(), c.quant.modules_to_not_convert.end()) {}
 
-  weight_matrix matrix(const std::string& module, std::int64_t rows, std::int64_t cols) {
+  result<weight_matrix> matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const override {
+    const std::string module = module_of(name);
     weight_matrix m;
     m.rows = rows;
     m.cols = cols;
-    const bool fp8 = c.quant.fp8 && module != "model.embed_tokens" &&
-                     (not_convert.empty() ? !stays_bf16_by_default(module) : !not_convert.contains(module));
+    const bool fp8 = c_.quant.fp8 && module != "model.embed_tokens" &&
+                     (not_convert_.empty() ? !stays_bf16_by_default(module) : !not_convert_.contains(module));
     m.type = fp8 ? dtype::f8_e4m3 : dtype::bf16;
-    m.block_rows = c.quant.block[0];
-    m.block_cols = c.quant.block[1];
-    m.data = host.take(rows * cols * static_cast<std::int64_t>(dtype_size(m.type)));
+    m.block_rows = c_.quant.block[0];
+    m.block_cols = c_.quant.block[1];
+    m.data = host_.take(rows * cols * static_cast<std::int64_t>(dtype_size(m.type)));
     if (fp8) {
       m.scale_type = dtype::bf16;
-      m.scales = host.take(((rows + m.block_rows - 1) / m.block_rows) * m.scale_cols() * 2);
+      m.scales = host_.take(((rows + m.block_rows - 1) / m.block_rows) * m.scale_cols() * 2);
     }
     return m;
   }
-  weight_vector vector(std::int64_t size) {
-    return weight_vector{dtype::bf16, host.take(size * 2), size};
+  result<weight_vector> vector(const std::string& /*name*/, std::int64_t size) const override {
+    return weight_vector{dtype::bf16, host_.take(size * 2), size};
   }
-  mlp_weights mlp(const std::string& prefix, std::int64_t inner) {
-    return mlp_weights{matrix(prefix + ".gate_proj", inner, c.hidden_size), matrix(prefix + ".up_proj", inner, c.hidden_size),
-                       matrix(prefix + ".down_proj", c.hidden_size, inner)};
+  result<weight_vector> flat(const std::string& name, std::span<const std::int64_t> shape) const override {
+    std::int64_t size = 1;
+    for (const std::int64_t d : shape) size *= d;
+    return vector(name, size);
   }
+  // A model with tied embeddings has no LM head of its own.
+  bool contains(const std::string& name) const override { return name != "lm_head.weight" || !c_.tie_word_embeddings; }
+
+ private:
+  static std::string module_of(const std::string& name) {
+    constexpr std::string_view suffix = ".weight";
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      return name.substr(0, name.size() - suffix.size());
+    }
+    return name;
+  }
+
+  const model_config& c_;
+  mutable fake_host host_;
+  std::set<std::string> not_convert_;
 };
 
 // Where each tensor's host bytes lie, and which layer it belongs to (-1: embedding, final norm, head).
@@ -147,57 +169,8 @@ std::int64_t mlp_bytes(const mlp_weights& m) { return m.gate_proj.bytes() + m.up
 }  // namespace
 
 qwen3_next_weights shape_only_weights(const model_config& c) {
-  shape_builder b{c, {}, {}};
-  b.not_convert.insert(c.quant.modules_to_not_convert.begin(), c.quant.modules_to_not_convert.end());
-  const std::int64_t h = c.hidden_size;
-  qwen3_next_weights w;
-  w.embed_tokens = b.matrix("model.embed_tokens", c.vocab_size, h);
-  w.final_norm = b.vector(h);
-  w.lm_head = c.tie_word_embeddings ? w.embed_tokens : b.matrix("lm_head", c.vocab_size, h);
-  const std::int64_t r = c.linear_num_key_heads > 0 ? c.linear_num_value_heads / c.linear_num_key_heads : 0;
-  const std::int64_t qkvz_rows = c.linear_num_key_heads * (2 * c.linear_key_head_dim + 2 * r * c.linear_value_head_dim);
-  const std::int64_t conv_dim =
-      2 * c.linear_num_key_heads * c.linear_key_head_dim + c.linear_num_value_heads * c.linear_value_head_dim;
-  const std::int64_t value_dim = c.linear_num_value_heads * c.linear_value_head_dim;
-  w.layers.resize(static_cast<std::size_t>(c.num_hidden_layers));
-  for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    layer_weights& l = w.layers[static_cast<std::size_t>(i)];
-    const std::string p = fmt::format("model.layers.{}", i);
-    l.kind = c.layer_types[static_cast<std::size_t>(i)];
-    l.input_layernorm = b.vector(h);
-    l.post_attention_layernorm = b.vector(h);
-    if (l.kind == layer_kind::full_attention) {
-      const std::int64_t q_dim = c.num_attention_heads * c.head_dim;
-      const std::int64_t kv_dim = c.num_key_value_heads * c.head_dim;
-      l.attention.q_proj = b.matrix(p + ".self_attn.q_proj", 2 * q_dim, h);
-      l.attention.k_proj = b.matrix(p + ".self_attn.k_proj", kv_dim, h);
-      l.attention.v_proj = b.matrix(p + ".self_attn.v_proj", kv_dim, h);
-      l.attention.o_proj = b.matrix(p + ".self_attn.o_proj", h, q_dim);
-      l.attention.q_norm = b.vector(c.head_dim);
-      l.attention.k_norm = b.vector(c.head_dim);
-    } else {
-      l.deltanet.in_proj_qkvz = b.matrix(p + ".linear_attn.in_proj_qkvz", qkvz_rows, h);
-      l.deltanet.in_proj_ba = b.matrix(p + ".linear_attn.in_proj_ba", 2 * c.linear_num_value_heads, h);
-      l.deltanet.conv1d = b.vector(conv_dim * c.linear_conv_kernel_dim);
-      l.deltanet.a_log = b.vector(c.linear_num_value_heads);
-      l.deltanet.dt_bias = b.vector(c.linear_num_value_heads);
-      l.deltanet.norm = b.vector(c.linear_value_head_dim);
-      l.deltanet.out_proj = b.matrix(p + ".linear_attn.out_proj", h, value_dim);
-    }
-    l.sparse = c.is_moe_layer(i);
-    if (l.sparse) {
-      l.moe.router = b.matrix(p + ".mlp.gate", c.num_experts, h);
-      l.moe.experts.reserve(static_cast<std::size_t>(c.num_experts));
-      for (std::int64_t e = 0; e < c.num_experts; ++e) {
-        l.moe.experts.push_back(b.mlp(fmt::format("{}.mlp.experts.{}", p, e), c.moe_intermediate_size));
-      }
-      l.moe.shared_expert = b.mlp(p + ".mlp.shared_expert", c.shared_expert_intermediate_size);
-      l.moe.shared_expert_gate = b.matrix(p + ".mlp.shared_expert_gate", 1, h);
-    } else {
-      l.dense = b.mlp(p + ".mlp", c.intermediate_size);
-    }
-  }
-  return w;
+  // Nothing in a shape source fails.
+  return std::move(qwen3_next_weights::assemble(shape_source(c), c)).value();
 }
 
 std::int64_t expert_bytes(const qwen3_next_weights& w) {
