@@ -183,7 +183,14 @@ async function session(extraArgs, remote) {
         position: { line: 5, character: typed.length },
         context: { triggerKind: lsp.InlineCompletionTriggerKind.Invoked },
       });
-      assert.deepEqual(again.items.map((i) => i.insertText), completion.items.map((i) => i.insertText));
+      // Working again, not the same text: the alternatives are sampled, and `qcoder serve` batches them
+      // with whatever else is running, so under load they can differ in the last bits of a logit (and the tiny
+      // random model's logits are nearly tied). Failed twice in CI for that, never for an outage bug.
+      assert.ok(again.items.length > 0, JSON.stringify(again));
+      for (const item of again.items) {
+        assert.ok(typeof item.insertText === 'string' && item.insertText.length > 0, JSON.stringify(item));
+        assert.deepEqual(item.range.start, { line: 5, character: typed.length });
+      }
       await until(() => seen.messages.some((m) => m.type === lsp.MessageType.Info), 'the server-is-back message');
       assert.equal(seen.messages.filter((m) => m.type === lsp.MessageType.Error).length, 1);
     }
