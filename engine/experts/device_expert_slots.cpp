@@ -12,7 +12,15 @@ device_slot_stats& device_slot_stats::operator+=(const device_slot_stats& o) {
   direct += o.direct;
   prefetches += o.prefetches;
   copies += o.copies;
+  cpu += o.cpu;
   return *this;
+}
+
+result<cpu_misses> parse_cpu_misses(std::string_view name) {
+  if (name == "never") return cpu_misses::never;
+  if (name == "auto") return cpu_misses::automatic;
+  if (name == "always") return cpu_misses::always;
+  return fail(errc::invalid_argument, "unknown CPU miss mode '{}' (never, auto or always)", name);
 }
 
 result<std::vector<std::int32_t>> plan_device_slots(const device_expert_options& options, const std::vector<bool>& sparse,

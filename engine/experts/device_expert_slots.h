@@ -24,6 +24,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/experts/cache_policy.h"
@@ -32,12 +33,22 @@
 
 namespace qcoder::engine {
 
+// Where a miss (an expert of a layer that is in no VRAM slot) is computed, on the eager path: on the GPU,
+// after its copy (or read in place), or on the CPU from host memory, with the rows sent back.
+enum class cpu_misses {
+  never,
+  automatic,  // on the CPU when its measured cost for the expert's rows beats the measured copy time
+  always,
+};
+result<cpu_misses> parse_cpu_misses(std::string_view name);  // "never", "auto", "always"
+
 // The device tier's settings (model_options::device_experts).
 struct device_expert_options {
   std::uint64_t vram_budget = 0;            // bytes of VRAM slots for routed experts; 0: every expert uploaded
   std::vector<layer_budget> layer_budgets;  // per-layer shares of vram_budget, as for the RAM tier
   std::string policy = "lru";
   bool prefetch = true;                     // copy the next layer's predicted experts ahead
+  enum cpu_misses cpu_misses = cpu_misses::automatic;
 };
 
 // Slots per layer for `options` (plan_expert_slots over the VRAM budget): at least one per sparse layer.
@@ -51,6 +62,7 @@ struct device_slot_stats {
   std::uint64_t direct = 0;         // read in place from the host tier (no slot could be claimed)
   std::uint64_t prefetches = 0;     // copies issued by prefetch
   std::uint64_t copies = 0;         // copies issued (misses + prefetches)
+  std::uint64_t cpu = 0;            // misses computed on the CPU (their copy, if any, serves later tokens)
 
   device_slot_stats& operator+=(const device_slot_stats& o);
 };
@@ -92,6 +104,8 @@ class device_expert_slots {
   std::span<const std::int32_t> evicted() const { return evicted_; }
   // The start of the next token (the policies' clock).
   void next_token() { ++tick_; }
+  // Counts a miss of `layer` that the CPU computed.
+  void count_cpu(std::int64_t layer) { ++stats_[static_cast<std::size_t>(layer)].cpu; }
 
   const std::vector<device_slot_stats>& stats() const { return stats_; }
   device_slot_stats totals() const;

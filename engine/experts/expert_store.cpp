@@ -352,6 +352,17 @@ void expert_store::release(std::int64_t layer, std::int32_t expert) {
   loaded_.notify_all();
 }
 
+const mlp_weights* expert_store::acquire_if_ready(std::int64_t layer, std::int32_t expert) {
+  std::lock_guard lock(mutex_);
+  layer_pool& pool = pools_[static_cast<std::size_t>(layer)];
+  const std::int32_t at = pool.where[static_cast<std::size_t>(expert)];
+  if (at < 0) return nullptr;
+  slot& s = pool.slots[static_cast<std::size_t>(at)];
+  if (s.state != slot_state::ready) return nullptr;
+  ++s.pins;
+  return &s.view;
+}
+
 expert_layer_stats& expert_layer_stats::operator+=(const expert_layer_stats& o) {
   hits += o.hits;
   misses += o.misses;

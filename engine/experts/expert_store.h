@@ -102,6 +102,11 @@ class expert_store {
   result<void> acquire_ready(std::int64_t layer, std::span<const std::int32_t> experts,
                              std::vector<std::pair<std::size_t, const mlp_weights*>>& out);
   void release(std::int64_t layer, std::int32_t expert);
+  // Pins `expert` and returns its view when it is resident and loaded; null otherwise (nothing is started,
+  // nothing counted). For copies out of the store that must not wait (the device tier's prefetch).
+  const mlp_weights* acquire_if_ready(std::int64_t layer, std::int32_t expert);
+  // The memory of every slot, one block (a device maps it once to copy from it and read it in place).
+  std::span<const std::byte> arena() const { return {arena_.get(), arena_bytes_}; }
   // Marks the start of the next token (the policies' clock).
   void next_token() { ++tick_; }
 

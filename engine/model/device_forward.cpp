@@ -6,15 +6,13 @@ namespace qcoder::engine {
 #if defined(QCODER_HAVE_CUDA_EMU)
 namespace emulated {
 result<std::unique_ptr<device_forward>> make(const model_config& config, const qwen3_next_weights& weights,
-                                             std::int64_t max_batch, const device_expert_options& experts,
-                                             bool graphs);
+                                             std::int64_t max_batch, const device_forward_options& options);
 }
 #endif
 #if defined(QCODER_HAVE_CUDA)
 namespace on_cuda {
 result<std::unique_ptr<device_forward>> make(const model_config& config, const qwen3_next_weights& weights,
-                                             std::int64_t max_batch, const device_expert_options& experts,
-                                             bool graphs);
+                                             std::int64_t max_batch, const device_forward_options& options);
 }
 #endif
 
@@ -49,14 +47,13 @@ bool compute_device_built(compute_device device) {
 
 result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
                                                             const qwen3_next_weights& weights, std::int64_t max_batch,
-                                                            const device_expert_options& experts,
-                                                            bool decode_graphs) {
+                                                            const device_forward_options& options) {
   switch (device) {
 #if defined(QCODER_HAVE_CUDA)
-    case compute_device::cuda: return on_cuda::make(config, weights, max_batch, experts, decode_graphs);
+    case compute_device::cuda: return on_cuda::make(config, weights, max_batch, options);
 #endif
 #if defined(QCODER_HAVE_CUDA_EMU)
-    case compute_device::cuda_emu: return emulated::make(config, weights, max_batch, experts, decode_graphs);
+    case compute_device::cuda_emu: return emulated::make(config, weights, max_batch, options);
 #endif
     default: break;
   }

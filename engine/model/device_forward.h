@@ -47,13 +47,26 @@ class device_forward {
   virtual std::int64_t graph_launches() const = 0;
 };
 
-// Uploads the weights and allocates the activations for chunks of up to max_batch rows. decode_graphs:
-// decode steps are captured as graphs once per shape and replayed (else every kernel is queued each time). With
-// experts.vram_budget > 0 the routed experts stay in host memory (the host tier) and a bounded pool of VRAM
-// slots per layer caches them (the device tier; see device_forward_impl.inc).
+// How the device forward pass keeps its experts and runs its decode steps.
+struct device_forward_options {
+  // experts.vram_budget > 0: the routed experts stay in host memory (the host tier) and a bounded pool of
+  // VRAM slots per layer caches them (the device tier; see device_forward_impl.inc).
+  device_expert_options experts;
+  // Decode steps are captured as graphs once per shape and replayed (else every kernel is queued each time).
+  // Off with a bounded host tier: a graph step cannot wait for an expert that is only on disk.
+  bool decode_graphs = true;
+  // The bounded host tier under the VRAM slots: its arena is pinned and mapped for the device, and the
+  // experts a layer misses are read from disk into it first. Null: the host tier is the mapped checkpoint,
+  // all of it pinned. Needs experts.vram_budget > 0. Not owned; outlives the forward pass.
+  expert_store* host_store = nullptr;
+  // The CPU tier (experts.cpu_misses): the CPU kernels that may compute misses. Not owned.
+  backend* cpu = nullptr;
+};
+
+// Uploads the weights and allocates the activations for chunks of up to max_batch rows. `weights` must
+// outlive the forward pass (the CPU tier reads experts through it).
 result<std::unique_ptr<device_forward>> make_device_forward(compute_device device, const model_config& config,
                                                             const qwen3_next_weights& weights, std::int64_t max_batch,
-                                                            const device_expert_options& experts,
-                                                            bool decode_graphs);
+                                                            const device_forward_options& options);
 
 }  // namespace qcoder::engine

@@ -200,11 +200,11 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
     return fail(errc::invalid_argument, "a VRAM expert budget needs a CUDA backend (--backend cuda or cuda-emu)");
   }
   if (options.device != compute_device::cpu) {
-    // Not yet on a device: the RAM expert cache as the host tier under the VRAM one (the host tier is the
-    // mapped checkpoint for now), and the routing trace (the routing stays on the device).
-    if (cached_experts) {
-      return fail(errc::unsupported,
-                  "--expert-cache-ram runs on the cpu backend only (not on {}); on a GPU use --expert-cache-vram",
+    // The RAM expert cache becomes the host tier under the VRAM one; without a VRAM budget every expert is
+    // uploaded and it would hold nothing. The routing trace is not recorded (the routing stays on the device).
+    if (cached_experts && options.device_experts.vram_budget == 0) {
+      return fail(errc::invalid_argument,
+                  "--expert-cache-ram on {} is the host tier under the VRAM one: it needs --expert-cache-vram SIZE",
                   compute_device_name(options.device));
     }
     if (!options.routing_trace_path.empty()) {
@@ -212,9 +212,15 @@ result<std::unique_ptr<qwen3_next>> qwen3_next::load(const std::filesystem::path
                   compute_device_name(options.device));
     }
     std::unique_ptr<qwen3_next> model(new qwen3_next(std::move(ckpt), std::move(config), std::move(weights), options));
-    QCODER_TRY(model->device_,
-               make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch,
-                                   options.device_experts, options.decode_graphs));
+    if (cached_experts) {
+      QCODER_TRY(model->store_, expert_store::create(model->checkpoint_, model->config_, model->weights_, options.experts));
+    }
+    device_forward_options device;
+    device.experts = options.device_experts;
+    device.decode_graphs = options.decode_graphs;
+    device.host_store = model->store_.get();
+    device.cpu = &model->backend_;
+    QCODER_TRY(model->device_, make_device_forward(options.device, model->config_, model->weights_, model->buf_->batch, device));
     spdlog::info("forward pass on {}: {:.1f} MiB of device memory", compute_device_name(options.device),
                  static_cast<double>(model->device_->device_bytes()) / (1 << 20));
     return model;

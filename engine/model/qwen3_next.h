@@ -133,8 +133,9 @@ class qwen3_next {
   result<void> copy_resident_weights(bool lock);
 
   std::unique_ptr<buffers> buf_;
-  std::unique_ptr<device_forward> device_;  // the forward pass on a CUDA device; null on the CPU
+  // The store before the device pass: the pass pins the store's arena and reads it until it is destroyed.
   std::unique_ptr<expert_store> store_;
+  std::unique_ptr<device_forward> device_;  // the forward pass on a CUDA device; null on the CPU
   weight_arena resident_;
   // Routing trace (with options_.routing_trace_path): the chunk's choices per MoE layer are buffered, then
   // appended token by token when the chunk is done.

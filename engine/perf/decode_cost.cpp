@@ -19,8 +19,7 @@ namespace qcoder::engine {
 namespace costed {
 // device_forward_cost.cpp: device_forward_impl.inc on the cost kernels.
 result<std::unique_ptr<device_forward>> make(const model_config& config, const qwen3_next_weights& weights,
-                                             std::int64_t max_batch, const device_expert_options& experts,
-                                             bool graphs);
+                                             std::int64_t max_batch, const device_forward_options& options);
 }  // namespace costed
 
 namespace {
@@ -224,7 +223,7 @@ result<decode_cost> cost_of_decode(const model_config& config, const qwen3_next_
   out.experts = config.num_experts;
   out.top_k = config.num_experts_per_tok;
 
-  QCODER_TRY(std::unique_ptr<device_forward> forward, costed::make(config, weights, batch, device_expert_options{}, /*graphs=*/false));
+  QCODER_TRY(std::unique_ptr<device_forward> forward, costed::make(config, weights, batch, device_forward_options{.decode_graphs = false}));
   out.device_bytes = recorder.device_bytes();
   std::vector<sequence_state> states;
   states.reserve(static_cast<std::size_t>(batch));

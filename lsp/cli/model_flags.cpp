@@ -37,6 +37,10 @@ void model_flags::add_to(arg_parser& parser) {
                 &expert_cache_vram);
   parser.option("expert-vram-layer-budget", "SPEC",
                 "per-layer share of --expert-cache-vram, in --expert-layer-budget's form", &expert_vram_layer_budget);
+  parser.option("expert-cpu-misses", "MODE",
+                "with --expert-cache-vram: compute an expert that is in no VRAM slot on the CPU instead of copying\n"
+                "                     it: auto (when measured faster: few rows, slow copies), never, always",
+                &expert_cpu_misses);
   parser.option("expert-policy", "NAME", "expert cache replacement policy (RAM and VRAM)", &expert_policy);
   parser.flag("no-prefetch", "do not prefetch the next layer's predicted experts (RAM and VRAM)", &no_prefetch);
   parser.flag("no-direct-io", "read experts through the page cache (pread + DONTNEED), not with O_DIRECT", &no_direct_io);
@@ -96,6 +100,7 @@ result<std::unique_ptr<engine::qwen3_next>> model_flags::load() const {
     }
     QCODER_TRY(options.device_experts.layer_budgets, parse_layer_budgets(expert_vram_layer_budget));
   }
+  QCODER_TRY(options.device_experts.cpu_misses, engine::parse_cpu_misses(expert_cpu_misses));
   options.device_experts.policy = expert_policy;
   options.device_experts.prefetch = !no_prefetch;
   options.experts.policy = expert_policy;

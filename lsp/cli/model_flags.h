@@ -27,6 +27,7 @@ struct model_flags {
   std::string expert_policy = "lru";
   std::string expert_cache_vram = "none";  // SIZE or "none" (--backend cuda / cuda-emu)
   std::string expert_vram_layer_budget;    // SPEC, each named layer's share of the above
+  std::string expert_cpu_misses = "auto";  // where VRAM misses are computed: auto, never, always
   bool no_prefetch = false;
   bool no_direct_io = false;
   std::string trace_routing;  // FILE: the routing of every token, written at exit

@@ -1,8 +1,10 @@
 // The VRAM expert tier on the emulated CUDA backend: with the routed experts in a bounded pool of device
 // slots (down to one per layer, where most experts are read in place from the host tier), with prefetch on
-// and off, and with copies made artificially slow, the logits are bitwise those of the model with every
-// expert resident, on both tiny checkpoints, over a prompt and decode steps. The counts show that each
-// path (hits, copies, in-place reads, prefetches) really ran.
+// and off, with copies made artificially slow, and with a bounded host tier below (down to one RAM slot per
+// layer, every other expert read from disk), the logits are bitwise those of the model with every expert
+// resident, on both tiny checkpoints, over a prompt and decode steps. With the CPU tier computing misses,
+// they are within the CPU backend's tolerance. The counts show that each path (hits, copies, in-place
+// reads, prefetches, disk reads, CPU runs) really ran.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,13 +24,20 @@ namespace fs = std::filesystem;
 
 const fs::path data_dir = fs::path(QCODER_TEST_DATA_DIR) / "tiny-qwen3next";
 
-std::unique_ptr<qwen3_next> load(const fs::path& dir, const device_expert_options& experts, bool graphs = true) {
+// `experts` with the CPU tier off unless `cpu` says otherwise (its results are close, not bitwise equal);
+// ram_budget > 0: a bounded host tier (the expert store) under the VRAM slots.
+std::unique_ptr<qwen3_next> load(const fs::path& dir, device_expert_options experts, bool graphs = true,
+                                 std::uint64_t ram_budget = 0, cpu_misses cpu = cpu_misses::never) {
   model_options options;
   options.decode_graphs = graphs;
   options.device = compute_device::cuda_emu;
   options.threads = 2;
   options.max_batch = 16;
+  experts.cpu_misses = cpu;
   options.device_experts = experts;
+  options.experts.ram_budget = ram_budget;
+  options.experts.policy = experts.policy;
+  options.experts.prefetch = experts.prefetch;
   result<std::unique_ptr<qwen3_next>> model = qwen3_next::load(dir, options);
   EXPECT_TRUE(model) << (model ? "" : model.err().message);
   return model ? std::move(model).value() : nullptr;
@@ -180,7 +189,105 @@ TEST_P(DecodeGraphs, GiveTheEagerLogitsAndAreCapturedOnce) {
   EXPECT_GT(after.hits - before.hits, 20u);
 }
 
+// A bounded host tier: one RAM slot per layer under one VRAM slot per layer, so nearly every expert a layer
+// needs is read from the checkpoint files into the store, copied or read in place from there, and evicted
+// again; with prefetch, the next layer's predicted experts are read speculatively too. Decode graphs are
+// asked for and must be off (a graph step could need an expert that is only on disk).
+TEST_P(DeviceExpertTier, ABoundedHostTierGivesTheResidentLogitsBitForBit) {
+  device_expert_options one;
+  one.vram_budget = 1;
+  auto tiered = load(dir(), one, /*graphs=*/true, /*ram_budget=*/1);
+  ASSERT_TRUE(tiered);
+  ASSERT_NE(tiered->experts(), nullptr);
+  EXPECT_EQ(tiered->experts()->slots(0), 1);
+  EXPECT_TRUE(bitwise_equal(run(*tiered, steps), resident_logits()));
+  const device_forward& pass = *tiered->device_forward_pass();
+  EXPECT_EQ(pass.graph_launches(), 0);
+  const expert_layer_stats host = tiered->experts()->totals();
+  EXPECT_GT(host.misses, 20u);
+  EXPECT_GT(host.reads, host.misses / 2);
+  EXPECT_GT(host.prefetches, 0u);
+  const device_slot_stats vram = pass.expert_slots()->totals();
+  EXPECT_GT(vram.misses, 0u);
+  EXPECT_GT(vram.direct, 0u);  // read in place from the store's pinned slots
+  EXPECT_EQ(vram.cpu, 0u);
+}
+
+// More room in both tiers (half the experts in RAM, a quarter in VRAM), no prefetch: hits in both.
+TEST_P(DeviceExpertTier, ALargerBoundedHostTierGivesTheResidentLogits) {
+  device_expert_options options;
+  options.prefetch = false;
+  options.vram_budget = budget_for(4);
+  auto probe = load(dir(), device_expert_options{.vram_budget = 1}, true, 1);
+  ASSERT_TRUE(probe);
+  const std::uint64_t ram = probe->experts()->expert_bytes() * 8 * static_cast<std::uint64_t>(probe->config().num_hidden_layers);
+  auto tiered = load(dir(), options, true, ram);
+  ASSERT_TRUE(tiered);
+  EXPECT_EQ(tiered->experts()->slots(0), tiered->config().num_experts / 2);
+  EXPECT_TRUE(bitwise_equal(run(*tiered, steps), resident_logits()));
+  const expert_layer_stats host = tiered->experts()->totals();
+  EXPECT_GT(host.hits, 0u);
+  EXPECT_GT(host.misses, 0u);
+  EXPECT_EQ(host.prefetches, 0u);
+  const device_slot_stats vram = tiered->device_forward_pass()->expert_slots()->totals();
+  EXPECT_GT(vram.hits, 0u);
+  EXPECT_GT(vram.misses, 0u);
+}
+
+// The CPU tier computing every miss (`always`), with the host tier mapped (BF16) and bounded (FP8): the
+// CPU kernels' results, within the tolerance that the CPU backend meets against the emulated one, and counted.
+TEST_P(DeviceExpertTier, MissesOnTheCpuTierGiveTheResidentLogitsWithinTolerance) {
+  device_expert_options one;
+  one.vram_budget = 1;
+  {
+    const std::uint64_t ram = GetParam() == "fp8" ? 1 : 0;
+    auto tiered = load(dir(), one, /*graphs=*/false, ram, cpu_misses::always);
+    ASSERT_TRUE(tiered);
+    const std::vector<float> got = run(*tiered, steps);
+    const std::vector<float>& expected = resident_logits();
+    ASSERT_EQ(got.size(), expected.size());
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - expected[i]));
+    EXPECT_LE(worst, 1e-3f) << "RAM budget " << ram;
+    EXPECT_GT(worst, 0.0f) << "the CPU kernels sum in another order: equal logits mean the CPU computed nothing";
+    const device_slot_stats s = tiered->device_forward_pass()->expert_slots()->totals();
+    EXPECT_GT(s.cpu, 4u * steps) << "RAM budget " << ram;  // the decode steps' misses (prefill chunks are larger)
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Checkpoints, DeviceExpertTier, testing::Values("bf16", "fp8"));
+// With copies that take 10 ms from the load on, `auto` measures them and sends the misses of decode steps
+// to the CPU (the prefill chunks of 16 rows stay on the GPU: too many rows for the CPU tier).
+TEST_P(SlowCopies, SendMissesToTheCpuWhenItIsFaster) {
+  device_expert_options one;
+  one.vram_budget = 1;
+  cuda::emu::set_copy_delay(std::chrono::milliseconds(10));
+  auto tiered = load(dir(), one, /*graphs=*/false, /*ram_budget=*/0, cpu_misses::automatic);
+  const std::vector<float> got = tiered ? run(*tiered, 2) : std::vector<float>{};
+  cuda::emu::set_copy_delay(std::chrono::microseconds(0));
+  ASSERT_TRUE(tiered);
+  const device_slot_stats s = tiered->device_forward_pass()->expert_slots()->totals();
+  EXPECT_GT(s.cpu, 0u);
+  const std::vector<float>& expected = resident_logits();
+  ASSERT_GE(expected.size(), got.size());
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], expected[i], 1e-3f) << i;
+}
+
+// The bounded host tier with slow copies: the copies read the store's pinned slots, which must stay pinned
+// (not reused for another expert) until the copies have run.
+TEST_P(SlowCopies, FromABoundedHostTierChangeNothing) {
+  device_expert_options options;
+  options.vram_budget = budget_for(2);
+  auto tiered = load(dir(), options, /*graphs=*/false, /*ram_budget=*/1);
+  ASSERT_TRUE(tiered);
+  const std::vector<float>& expected = resident_logits();
+  cuda::emu::set_copy_delay(std::chrono::milliseconds(10));
+  const std::vector<float> got = run(*tiered, 2);
+  cuda::emu::set_copy_delay(std::chrono::microseconds(0));
+  EXPECT_TRUE(bitwise_equal(got, std::vector<float>(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(got.size()))));
+  EXPECT_GT(tiered->device_forward_pass()->expert_slots()->totals().misses, 10u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Bf16, SlowCopies, testing::Values("bf16"));
 INSTANTIATE_TEST_SUITE_P(Fp8, DecodeGraphs, testing::Values("fp8"));
 
