@@ -16,6 +16,17 @@ device_slot_stats& device_slot_stats::operator+=(const device_slot_stats& o) {
   return *this;
 }
 
+device_slot_stats operator-(device_slot_stats a, const device_slot_stats& b) {
+  a.hits -= b.hits;
+  a.prefetch_hits -= b.prefetch_hits;
+  a.misses -= b.misses;
+  a.direct -= b.direct;
+  a.prefetches -= b.prefetches;
+  a.copies -= b.copies;
+  a.cpu -= b.cpu;
+  return a;
+}
+
 result<cpu_misses> parse_cpu_misses(std::string_view name) {
   if (name == "never") return cpu_misses::never;
   if (name == "auto") return cpu_misses::automatic;

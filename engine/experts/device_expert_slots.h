@@ -65,6 +65,7 @@ struct device_slot_stats {
   std::uint64_t cpu = 0;            // misses computed on the CPU (their copy, if any, serves later tokens)
 
   device_slot_stats& operator+=(const device_slot_stats& o);
+  friend device_slot_stats operator-(device_slot_stats a, const device_slot_stats& b);  // over an interval
 };
 
 class device_expert_slots {

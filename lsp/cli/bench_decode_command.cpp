@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/model/device_forward.h"
 #include "engine/sampler.h"
 #include "kernels/common/cpu_features.h"
 #include "kernels/cpu/bandwidth.h"
@@ -125,6 +126,10 @@ int run_bench_decode(args_view args) {
   const long faults_before = major_faults();
   engine::sequence_state state = model.new_state(prompt_tokens + tokens + 1);
   engine::expert_layer_stats ex{};
+  // The VRAM expert tier (a device pass with --expert-cache-vram), summed over the timed decode runs.
+  const engine::device_forward* pass = model.device_forward_pass();
+  const engine::device_expert_slots* vram_slots = pass != nullptr ? pass->expert_slots() : nullptr;
+  engine::device_slot_stats vram{};
   double prefill_s = 1e30, decode_s = 1e30, decode_total_s = 0.0;
   for (int rep = 0; rep < repeat; ++rep) {
     state.reset();
@@ -134,6 +139,7 @@ int run_bench_decode(args_view args) {
 
     const engine::expert_layer_stats before =
         model.experts() != nullptr ? model.experts()->totals() : engine::expert_layer_stats{};
+    const engine::device_slot_stats vram_before = vram_slots != nullptr ? vram_slots->totals() : engine::device_slot_stats{};
     t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < tokens; ++i) {
       const std::int32_t next[] = {engine::argmax(logits.data(), c.vocab_size)};
@@ -143,6 +149,7 @@ int run_bench_decode(args_view args) {
     decode_s = std::min(decode_s, run_s);
     decode_total_s += run_s;
     if (model.experts() != nullptr) ex += model.experts()->totals() - before;
+    if (vram_slots != nullptr) vram += vram_slots->totals() - vram_before;
   }
   const double decoded = static_cast<double>(tokens) * repeat;
   const double decode_mean_tps = decoded / decode_total_s;
@@ -185,6 +192,13 @@ int run_bench_decode(args_view args) {
         {"expert_prefetch_used", ex.prefetch_used},
         {"expert_disk_bytes_per_token", static_cast<double>(ex.bytes_read) / decoded},
         {"expert_wait_seconds", ex.wait_seconds},
+        {"vram_expert_slots", vram_slots != nullptr ? vram_slots->total_slots() : 0},
+        {"vram_hits", vram.hits},
+        {"vram_prefetch_hits", vram.prefetch_hits},
+        {"vram_misses", vram.misses},
+        {"vram_direct", vram.direct},
+        {"vram_cpu", vram.cpu},
+        {"vram_copies", vram.copies},
     };
     fmt::print("{}\n", out.dump());
     return exit_ok;
@@ -215,6 +229,15 @@ int run_bench_decode(args_view args) {
     fmt::print("disk per token   {:>10.1f} MB\n", static_cast<double>(ex.bytes_read) / decoded / 1e6);
     fmt::print("compute waited   {:>10.3f} s        for expert reads ({:.0f}% of decode, all runs)\n", ex.wait_seconds,
                100.0 * ex.wait_seconds / decode_total_s);
+  }
+  if (vram_slots != nullptr) {
+    const std::uint64_t uses = vram.hits + vram.misses + vram.direct;
+    fmt::print("VRAM experts     {:>10}        slots of {:.2f} MB\n", vram_slots->total_slots(),
+               static_cast<double>(pass->expert_slot_bytes()) / 1e6);
+    fmt::print("VRAM hits        {:>10.1f} %        ({} hits, {} of them prefetched; {} copied in, {} read in place)\n",
+               uses > 0 ? 100.0 * static_cast<double>(vram.hits) / static_cast<double>(uses) : 0.0, vram.hits,
+               vram.prefetch_hits, vram.misses, vram.direct);
+    fmt::print("CPU tier         {:>10}        misses computed on the CPU ({} copies issued)\n", vram.cpu, vram.copies);
   }
   return exit_ok;
 }

@@ -226,8 +226,11 @@ TEST(QcoderBinary, LogitsOnTheEmulatedCudaBackendMatchTheGoldenLogits) {
   const std::string model = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/fp8";
   const std::string golden = std::string(QCODER_TEST_DATA_DIR) + "/tiny-qwen3next/golden/fp8/logits_p1.bin";
   const std::string out = ::testing::TempDir() + "qcoder-logits-emu-test.bin";
-  // All experts uploaded; then a VRAM expert budget of 64 KiB (a few slots per layer, the rest read in place).
-  for (const char* mode : {"", " --step --expert-cache-vram 64KiB"}) {
+  // All experts uploaded; a VRAM expert budget of 64 KiB (a few slots per layer, the rest read in place);
+  // then that over a RAM budget of one expert per layer (the rest read from disk), with every miss
+  // computed on the CPU.
+  for (const char* mode : {"", " --step --expert-cache-vram 64KiB",
+                           " --step --expert-cache-vram 64KiB --expert-cache-ram 1 --expert-cpu-misses always"}) {
     const run_result r = run("logits --backend cuda-emu --model " + model + " --ids 630,17,66,799,483,353,868 --out " +
                              out + mode + " --log-level warn");
     ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -254,6 +257,34 @@ TEST(QcoderBinary, AnUnknownBackendOrAServerUrlForALocalCommandIsAClearError) {
   r = run(base + "cuda-emu --expert-vram-layer-budget 0=1MiB");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("needs --expert-cache-vram"), std::string::npos) << r.out;
+  r = run(base + "cuda-emu --expert-cache-ram 1MiB");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("host tier under the VRAM one: it needs --expert-cache-vram"), std::string::npos) << r.out;
+  r = run(base + "cuda-emu --expert-cache-vram 1MiB --expert-cpu-misses sometimes");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unknown CPU miss mode 'sometimes'"), std::string::npos) << r.out;
+}
+
+// bench decode on the emulated device with both expert tiers: the VRAM tier's counts are reported, and with
+// copies to the device never preferred (cpu misses off) the CPU tier computed nothing.
+TEST(QcoderBinary, BenchDecodeReportsTheVramTier) {
+  const std::string base = "bench decode --model " + std::string(QCODER_TEST_DATA_DIR) +
+                           "/tiny-qwen3next/bf16 --backend cuda-emu --tokens 3 --prompt-tokens 4 --repeat 1 --warmup 0 "
+                           "--bandwidth-buffer 16MiB --log-level warn --expert-cache-vram 1 --expert-cache-ram 1 --json";
+  for (const char* cpu : {"never", "always"}) {
+    const run_result r = run(base + " --expert-cpu-misses " + cpu, false);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["vram_expert_slots"].get<int>(), 8) << cpu;  // one per layer
+    // 3 tokens × 8 layers × 4 experts, one VRAM slot per layer: most are misses (copied, in place or on the CPU).
+    EXPECT_GT(j["vram_misses"].get<std::uint64_t>() + j["vram_direct"].get<std::uint64_t>(), 40u) << cpu;
+    EXPECT_GT(j["expert_misses"].get<std::uint64_t>(), 0u) << cpu;  // read from disk into the RAM tier
+    if (std::string(cpu) == "never") {
+      EXPECT_EQ(j["vram_cpu"].get<std::uint64_t>(), 0u);
+    } else {
+      EXPECT_GT(j["vram_cpu"].get<std::uint64_t>(), 40u);
+    }
+  }
 }
 
 TEST(QcoderBinary, GenerateStreamsTextAndStopsBeforeAStopString) {
