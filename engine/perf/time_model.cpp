@@ -33,6 +33,14 @@ constexpr double graph_launch_s = 15e-6;
 // idle CUDA context takes a few hundred MiB under nvidia-smi), not a measurement.
 constexpr double cuda_context_reserve_bytes = 0.5 * gib;
 
+// The disk under a bounded host tier: a PCIe 3.0 x4 NVMe drive's sequential read (Samsung 970 EVO Plus spec
+// sheet: 3,500 MB/s); the expert reads are 3.1 MB each with 2 in flight, taken to reach it. An assumption for
+// the user's machine (`--ssd-gbps`), not a measurement.
+constexpr double default_ssd_gbps = 3.5;
+// The CPU tier's weight rate: this machine's measured FP8 matmul rate on 2 threads (cpu_card below), for a
+// user's CPU that has more cores a low figure (`--host-gbps`).
+constexpr double default_host_gbps = 27;
+
 // PCIe one direction, x16: 4.0 is 16 GT/s × 16 lanes × 128/130 / 8 = 31.5 GB/s; 5.0 twice that (PCI-SIG).
 constexpr double pcie4_x16_gbps = 31.5;
 constexpr double pcie5_x16_gbps = 63.0;
@@ -208,7 +216,15 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
   if (c.memory_gbps <= 0 || c.link_gbps <= 0) return fail(errc::invalid_argument, "card {}: no bandwidth", c.name);
   prediction p;
   const double batch = static_cast<double>(cost.batch);
-  const bool graphs = o.graphs && !c.cpu;
+  // A bounded host tier (GPU cards) holds fewer slots per layer than experts; the engine then runs eager.
+  const double per_expert_row = static_cast<double>(std::max<std::int64_t>(1, cost.moe_layers)) *
+                                static_cast<double>(std::max<std::int64_t>(1, cost.expert_bytes));
+  p.host_slots_per_layer = o.host_bytes > 0 && !c.cpu
+                               ? std::min(static_cast<std::int64_t>(static_cast<double>(o.host_bytes) / per_expert_row), cost.experts)
+                               : cost.experts;
+  const bool bounded_host = p.host_slots_per_layer < cost.experts;
+  const bool graphs = o.graphs && !c.cpu && !bounded_host;
+  p.graphs = graphs;
 
   // Kernel times: the head (embedding, final norm, LM head) and each layer.
   kernel_time head, resident_layers;
@@ -243,8 +259,6 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
   const double for_experts =
       c.cpu ? (budget > 0 ? budget : static_cast<double>(cost.all_expert_bytes))
             : budget - cuda_context_reserve_bytes - static_cast<double>(p.resident_bytes + p.state_bytes);
-  const double per_expert_row = static_cast<double>(std::max<std::int64_t>(1, cost.moe_layers)) *
-                                static_cast<double>(std::max<std::int64_t>(1, cost.expert_bytes));
   const std::int64_t slots = for_experts > 0 ? static_cast<std::int64_t>(for_experts / per_expert_row) : 0;
   p.slots_per_layer = std::min(slots, cost.experts);
   p.all_resident = cost.moe_layers == 0 || p.slots_per_layer >= cost.experts;
@@ -253,6 +267,7 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
       batch * c.memory_gbps * 1e9 / static_cast<double>(cost.weight_bytes() + cost.vector_bytes() + cost.routed_bytes());
 
   double stall_s = 0;
+  double min_token_s = 0;  // with a bounded host tier: the disk's time for a token's reads
   double graph_in_place_s = 0;  // graph path: the misses' in-place reads over the link, per token
   if (!p.all_resident) {
     if (p.slots_per_layer < cost.top_k) {
@@ -260,6 +275,11 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
       p.why_not = for_experts <= 0
                       ? "the resident weights, activations and state alone do not fit"
                       : "room for fewer than top-k experts per layer";
+      return p;
+    }
+    if (p.host_slots_per_layer < cost.top_k) {
+      p.fits = false;
+      p.why_not = "RAM for fewer than top-k experts per layer";
       return p;
     }
     if (trace.layers() != cost.moe_layers || trace.experts() != cost.experts) {
@@ -277,6 +297,35 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
     r.timing.read_bytes_per_s = (c.link_one_gbps > 0 ? c.link_one_gbps : c.link_gbps) * 1e9 * c.link_efficiency;
     r.timing.expert_bytes = static_cast<std::uint64_t>(cost.expert_bytes);
     r.timing.loader_threads = c.copy_engines;
+    // Below the VRAM: the CPU tier and the bounded host tier make a miss take longer or shorter than its
+    // copy; the replay's link runs at the copy's speed scaled by that.
+    const double bytes = static_cast<double>(cost.expert_bytes);
+    const double copy_s = bytes / (c.link_gbps * 1e9 * c.link_efficiency);
+    double miss_s = copy_s;
+    if (!c.cpu && !graphs && o.cpu_misses) {
+      const double cpu_s = bytes / ((o.host_gbps > 0 ? o.host_gbps : default_host_gbps) * 1e9);
+      p.cpu_misses = cpu_s < copy_s;
+      miss_s = std::min(copy_s, cpu_s);
+    }
+    if (bounded_host) {
+      replay_options h = r;
+      h.slots = static_cast<std::int32_t>(p.host_slots_per_layer);
+      h.timed = false;
+      replay_options v = r;
+      v.timed = false;
+      QCODER_TRY(const replay_result in_ram, replay_trace(trace, h));
+      QCODER_TRY(const replay_result in_vram, replay_trace(trace, v));
+      const double vram_miss_rate = 1.0 - in_vram.total.hit_rate();
+      const double ram_miss_rate = 1.0 - in_ram.total.hit_rate();
+      p.disk_fraction = vram_miss_rate > 0 ? std::min(1.0, ram_miss_rate / vram_miss_rate) : 0.0;
+      const double ssd = (o.ssd_gbps > 0 ? o.ssd_gbps : default_ssd_gbps) * 1e9;
+      miss_s += p.disk_fraction * bytes / ssd;
+      const double ram_tokens = static_cast<double>(std::max<std::uint64_t>(1, in_ram.tokens));
+      p.disk_bytes_per_token = static_cast<double>(in_ram.total.loads()) * bytes / ram_tokens * batch;
+      min_token_s = p.disk_bytes_per_token / ssd;
+    }
+    r.timing.disk_bytes_per_s *= copy_s / miss_s;
+    r.timing.read_bytes_per_s *= copy_s / miss_s;
     QCODER_TRY(const replay_result replay, replay_trace(trace, r));
     const double tokens = static_cast<double>(std::max<std::uint64_t>(1, replay.tokens));
     p.hit_rate = replay.total.hit_rate();
@@ -309,6 +358,11 @@ result<prediction> predict(const decode_cost& cost, const card& c, const routing
     stall_s = std::max(0.0, std::max(with_reads, 2 * graph_in_place_s) - others - p.parts.expert_miss_s);
   }
   p.parts.copy_stall_s = stall_s;
+  if (min_token_s > 0) {  // the disk bounds the token: any excess is time the compute waits for it
+    const double sum = p.parts.resident_s + p.parts.expert_hit_s + p.parts.expert_miss_s + p.parts.copy_stall_s +
+                       p.parts.state_s + p.parts.activation_s + p.parts.launch_s;
+    p.parts.copy_stall_s += std::max(0.0, min_token_s - sum);
+  }
   p.seconds_per_token = p.parts.resident_s + p.parts.expert_hit_s + p.parts.expert_miss_s + p.parts.copy_stall_s +
                         p.parts.state_s + p.parts.activation_s + p.parts.launch_s;
   p.tokens_per_s = batch / p.seconds_per_token;

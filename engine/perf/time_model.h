@@ -15,6 +15,13 @@
 //     link and copied after the step, twice the link bytes, charged as such (time_model.cpp).
 //   - the bandwidth ceiling is every weight byte a token reads (resident and its top-k experts) at the card's
 //     full memory bandwidth, nothing else.
+// Under the VRAM slots, a bounded host tier (host_bytes) is replayed too, untimed, at its own slot count: the
+// fraction of VRAM misses it misses as well (its miss rate over the VRAM miss rate: the RAM holds what the
+// VRAM holds and more) pays a disk read before its copy, so each miss takes copy + that fraction × disk read
+// on the timed replay's link, and the token cannot be shorter than the disk's time for its reads. With the
+// CPU tier, a miss in RAM takes min(copy, expert bytes / host_gbps) instead of its copy. Simplifications:
+// the CPU tier's runs are timed like copies (as many at once as copy engines), and the disk's reads and the
+// copies of one miss do not overlap.
 // With batch B > 1 the kernels are costed at batch B; the experts' copies are charged B times those of a
 // single stream (no sharing of misses between sequences: pessimistic).
 //
@@ -70,6 +77,14 @@ struct time_model_options {
   bool graphs = true;               // decode step replayed as a CUDA graph (false: eager launches); a graph
                                     // step has no prefetch (the option is ignored)
   std::size_t warmup_tokens = 256;  // trace tokens replayed before counting (cold misses)
+  // GPU cards, the host tier under the VRAM slots (--expert-cache-ram): host RAM for routed experts; 0: all
+  // of them. A bounded one turns decode graphs off, as in the engine.
+  std::uint64_t host_bytes = 0;
+  double ssd_gbps = 0;              // the reads of its misses from disk, all loaders together; 0: the default
+  // GPU cards, eager path: a miss whose expert is in RAM is computed by the CPU when that is faster than its
+  // copy (--expert-cpu-misses auto), at host_gbps of weights; 0: the default.
+  bool cpu_misses = false;
+  double host_gbps = 0;
 };
 
 // Seconds per token, split by what the time goes to. They add up to seconds_per_token.
@@ -98,6 +113,13 @@ struct prediction {
   std::int64_t resident_bytes = 0;   // device memory for resident weights and activations
   std::int64_t state_bytes = 0;
   std::int64_t expert_cache_bytes = 0;
+  // With a bounded host tier (host_bytes): its slots per layer, the fraction of VRAM misses that were not
+  // in RAM either (read from disk first), and the disk's bytes per token (demand and speculative reads).
+  std::int64_t host_slots_per_layer = 0;
+  double disk_fraction = 0;
+  double disk_bytes_per_token = 0;
+  bool cpu_misses = false;  // VRAM misses in RAM computed by the CPU (cpu_misses and faster than a copy)
+  bool graphs = false;      // the decode graph was costed (asked for, a GPU, and no bounded host tier)
 };
 
 // Predicts one card. The trace must have the model's MoE layers, experts and top-k.

@@ -72,8 +72,8 @@ result<best_result> best_of(const engine::decode_cost& cost, const engine::card&
 }
 
 std::string setting_name(const best_result& b) {
-  if (b.p.all_resident) return b.s.graphs ? "all resident, graph" : "all resident, eager";
-  if (b.s.graphs) return fmt::format("{}, graph", b.s.policy);
+  if (b.p.all_resident) return b.p.graphs ? "all resident, graph" : "all resident, eager";
+  if (b.p.graphs) return fmt::format("{}, graph", b.s.policy);
   return fmt::format("{}, eager{}", b.s.policy, b.s.prefetch ? " + prefetch" : "");
 }
 
@@ -112,13 +112,13 @@ std::string tokens_cell(const engine::prediction& p) {
 }  // namespace
 
 int run_bench_gpu_model(args_view args) {
-  std::string gpu = "all", model_dir, quant, vram_text, trace_file;
+  std::string gpu = "all", model_dir, quant, vram_text, ram_text, trace_file;
   std::vector<std::string> policies;
   bool no_prefetch = false, prefetch_only = false, eager = false, graph_only = false, measure_disk = false,
-       as_json = false;
+       as_json = false, cpu_misses = false;
   int context_flag = 4096, batch_flag = 1;
   int tokens = 1024, warmup = 256;
-  double bw_gbps = 0, disk_gbps = 0, read_gbps = 0, fp8_gbps = 0, bf16_gbps = 0;
+  double bw_gbps = 0, disk_gbps = 0, read_gbps = 0, fp8_gbps = 0, bf16_gbps = 0, ssd_gbps = 0, host_gbps = 0;
   arg_parser parser(
       "bench gpu-model [--gpu NAME|cpu|custom:bw=GBPS,pcie=GBPS,vram=SIZE|all] [--model DIR] [--quant fp8|bf16] "
       "[--vram SIZE] [--policy NAME] [--no-prefetch] [--eager] [--trace FILE] [--context N] [--batch N] [--json]",
@@ -132,6 +132,11 @@ int run_bench_gpu_model(args_view args) {
       .option("model", "DIR", "a model folder (its config.json); default: Qwen3-Coder-Next's dimensions", &model_dir)
       .option("quant", "Q", "fp8 or bf16 (default: fp8, or the model folder's own)", &quant)
       .option("vram", "SIZE", "memory budget (cpu: RAM for routed experts, as --expert-cache-ram); default: the card's", &vram_text)
+      .option("ram", "SIZE", "GPU: host RAM for routed experts under the VRAM ones (as --expert-cache-ram; the rest\n"
+              "                     read from disk); default: all of them", &ram_text)
+      .option("ssd-gbps", "G", "GPU with --ram: the disk's read speed (default 3.5, a PCIe 3 NVMe drive)", &ssd_gbps)
+      .flag("cpu-misses", "GPU: misses in RAM computed by the CPU when faster than their copy (eager only)", &cpu_misses)
+      .option("host-gbps", "G", "GPU with --cpu-misses: the CPU's weight rate (default 27, measured here)", &host_gbps)
       .repeated("policy", "NAME", "expert cache policy (default: the best of all)", &policies)
       .flag("no-prefetch", "no prefetch of the next layer's predicted experts", &no_prefetch)
       .flag("prefetch", "always prefetch (default: the better of with and without)", &prefetch_only)
@@ -173,6 +178,15 @@ int run_bench_gpu_model(args_view args) {
       return exit_usage;
     }
     budget = *parsed;
+  }
+  std::uint64_t ram = 0;
+  if (!ram_text.empty()) {
+    const result<std::uint64_t> parsed = parse_size(ram_text);
+    if (!parsed || *parsed == 0) {
+      fmt::print(stderr, "qcoder: --ram: {}\n", parsed ? "must be positive" : parsed.err().message);
+      return exit_usage;
+    }
+    ram = *parsed;
   }
   std::vector<engine::card> cards;
   const bool all = gpu == "all";
@@ -246,6 +260,10 @@ int run_bench_gpu_model(args_view args) {
   }
   engine::time_model_options options;
   options.graphs = !eager;
+  options.host_bytes = ram;
+  options.ssd_gbps = ssd_gbps;
+  options.cpu_misses = cpu_misses;
+  options.host_gbps = host_gbps;
   options.warmup_tokens = static_cast<std::size_t>(warmup);
 
   const double weight_gb = static_cast<double>(cost->weight_bytes() + cost->vector_bytes()) / 1e9;
@@ -263,9 +281,11 @@ int run_bench_gpu_model(args_view args) {
       nlohmann::json out = prediction_json(p);
       out.update({{"card", c.name}, {"model", model_name}, {"quant", quant_name}, {"batch", batch}, {"context", context},
                   {"budget_bytes", budget > 0 ? budget : c.memory_bytes}, {"policy", b->s.policy},
-                  {"prefetch", b->s.prefetch}, {"graphs", b->s.graphs && !c.cpu}, {"launches", cost->launches.size()},
+                  {"prefetch", b->s.prefetch && !b->p.graphs}, {"graphs", b->p.graphs}, {"launches", cost->launches.size()},
                   {"weight_bytes_per_token", cost->weight_bytes() + cost->vector_bytes()},
-                  {"routed_bytes_per_token", cost->routed_bytes()}, {"prediction", true}});
+                  {"routed_bytes_per_token", cost->routed_bytes()}, {"ram_bytes", ram},
+                  {"host_slots_per_layer", p.host_slots_per_layer}, {"disk_fraction", p.disk_fraction},
+                  {"disk_bytes_per_token", p.disk_bytes_per_token}, {"cpu_misses", p.cpu_misses}, {"prediction", true}});
       fmt::print("{}\n", out.dump());
       return exit_ok;
     }
@@ -288,6 +308,15 @@ int run_bench_gpu_model(args_view args) {
                                                                    p.slots_per_layer, static_cast<double>(p.expert_cache_bytes) / gib,
                                                                    setting_name(*b), 100 * p.hit_rate, p.misses_per_token,
                                                                    p.copy_bytes_per_token / 1e6));
+    if (ram > 0 && !p.all_resident) {
+      fmt::print("host tier      {} slots per layer in RAM; {:.1f}% of VRAM misses read from disk first, {:.1f} MB/token "
+                 "from disk\n",
+                 p.host_slots_per_layer, 100 * p.disk_fraction, p.disk_bytes_per_token / 1e6);
+    }
+    if (cpu_misses && !p.all_resident) {
+      fmt::print("CPU tier       {}\n", p.cpu_misses ? "misses in RAM computed by the CPU (faster than their copy)"
+                                                     : "off: a copy is faster than the CPU");
+    }
     fmt::print("\npredicted      {:.2f} tokens/s ({:.2f} ms per step){}\n", p.tokens_per_s, p.seconds_per_token * 1e3,
                batch > 1 ? " over the batch" : "");
     fmt::print("ceiling        {:.1f} tokens/s (every weight byte once at {:.0f} GB/s)\n", p.ceiling_tokens_per_s, c.memory_gbps);

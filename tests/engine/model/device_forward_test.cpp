@@ -121,13 +121,16 @@ TEST(ComputeDevice, NamesParseAndUnknownOnesAreRefused) {
   EXPECT_TRUE(compute_device_built(compute_device::cuda_emu));  // this test is built only with the emulator
 }
 
-TEST(ComputeDevice, TheExpertCacheIsRefusedOffTheCpu) {
+// On a device the RAM expert cache is the host tier under the VRAM one: without a VRAM budget (every
+// expert uploaded) it would hold nothing, and is refused with a message that says what it needs.
+TEST(ComputeDevice, TheExpertCacheNeedsAVramBudgetOffTheCpu) {
   model_options options;
   options.device = compute_device::cuda_emu;
   options.experts.ram_budget = 1 << 20;
   auto model = qwen3_next::load(data_dir / "bf16", options);
   ASSERT_FALSE(model);
-  EXPECT_NE(model.err().message.find("cpu backend only"), std::string::npos) << model.err().message;
+  EXPECT_EQ(model.err().code, errc::invalid_argument);
+  EXPECT_NE(model.err().message.find("it needs --expert-cache-vram"), std::string::npos) << model.err().message;
 }
 
 }  // namespace

@@ -142,6 +142,71 @@ TEST(TimeModel, MissesCostCopiesOverTheLink) {
   EXPECT_LT(slow->tokens_per_s, fast->tokens_per_s);
 }
 
+// A bounded host tier under the VRAM slots: VRAM misses that miss RAM too pay a disk read (slower with a
+// smaller RAM tier or a slower disk), the decode graph is off (as in the engine), and a RAM tier with room
+// for fewer than top-k experts per layer does not fit.
+TEST(TimeModel, ABoundedHostTierChargesDiskReads) {
+  const fixture& f = tiny();
+  const card c = custom("bw=400,pcie=32,vram=64GiB");
+  time_model_options o;
+  o.policy = "lru";
+  o.graphs = false;
+  o.budget_bytes = budget_for_slots(f, 5);
+  result<prediction> all_in_ram = predict(f.cost, c, f.trace, o);
+  const auto ram_for = [&](std::int64_t slots) { return static_cast<std::uint64_t>(slots * f.cost.moe_layers * f.cost.expert_bytes); };
+  o.host_bytes = ram_for(10);
+  result<prediction> ten = predict(f.cost, c, f.trace, o);
+  o.host_bytes = ram_for(6);
+  result<prediction> six = predict(f.cost, c, f.trace, o);
+  o.ssd_gbps = 0.5;
+  result<prediction> six_slow_disk = predict(f.cost, c, f.trace, o);
+  ASSERT_TRUE(all_in_ram && ten && six && six_slow_disk);
+  EXPECT_EQ(ten->host_slots_per_layer, 10);
+  EXPECT_DOUBLE_EQ(all_in_ram->disk_fraction, 0.0);
+  EXPECT_GT(ten->disk_fraction, 0.0);
+  EXPECT_GT(six->disk_fraction, ten->disk_fraction);
+  EXPECT_GT(six->disk_bytes_per_token, ten->disk_bytes_per_token);
+  EXPECT_LT(ten->tokens_per_s, all_in_ram->tokens_per_s);
+  EXPECT_LT(six->tokens_per_s, ten->tokens_per_s);
+  EXPECT_LT(six_slow_disk->tokens_per_s, six->tokens_per_s);
+  // The graph path asked for: with a bounded host tier the prediction is the eager path's.
+  o.prefetch = false;
+  o.ssd_gbps = 0;
+  o.graphs = true;
+  result<prediction> eager = predict(f.cost, c, f.trace, o);
+  o.graphs = false;
+  result<prediction> asked_eager = predict(f.cost, c, f.trace, o);
+  ASSERT_TRUE(eager && asked_eager);
+  EXPECT_DOUBLE_EQ(eager->tokens_per_s, asked_eager->tokens_per_s);
+  o.host_bytes = ram_for(f.cost.top_k - 1);
+  result<prediction> too_small = predict(f.cost, c, f.trace, o);
+  ASSERT_TRUE(too_small);
+  EXPECT_FALSE(too_small->fits);
+  EXPECT_NE(too_small->why_not.find("RAM"), std::string::npos);
+}
+
+// The CPU tier: with a CPU faster than the link, misses cost less (eager path); with a slower one it is not
+// used and nothing changes.
+TEST(TimeModel, TheCpuTierTakesMissesWhenItIsFaster) {
+  const fixture& f = tiny();
+  const card c = custom("bw=400,pcie=4,vram=64GiB");
+  time_model_options o;
+  o.policy = "lru";
+  o.graphs = false;
+  o.budget_bytes = budget_for_slots(f, 5);
+  result<prediction> off = predict(f.cost, c, f.trace, o);
+  o.cpu_misses = true;
+  o.host_gbps = 40;
+  result<prediction> fast_cpu = predict(f.cost, c, f.trace, o);
+  o.host_gbps = 1;
+  result<prediction> slow_cpu = predict(f.cost, c, f.trace, o);
+  ASSERT_TRUE(off && fast_cpu && slow_cpu);
+  EXPECT_TRUE(fast_cpu->cpu_misses);
+  EXPECT_GT(fast_cpu->tokens_per_s, off->tokens_per_s);
+  EXPECT_FALSE(slow_cpu->cpu_misses);
+  EXPECT_DOUBLE_EQ(slow_cpu->tokens_per_s, off->tokens_per_s);
+}
+
 TEST(TimeModel, TheCpuBudgetIsTheExpertCacheAlone) {
   const fixture& f = tiny();
   result<card> cpu = parse_card("cpu");

@@ -145,6 +145,20 @@ TEST(QcoderBinary, BenchGpuModelPrintsARowPerCard) {
   EXPECT_LT(j["predicted_tokens_per_s"].get<double>(), j["ceiling_tokens_per_s"].get<double>());
   EXPECT_EQ(j["routed_bytes_per_token"].get<std::int64_t>(), 48 * 10 * 3146112);
 
+  // The same card over 24 GiB of RAM for experts (the rest on a disk): eager (no graph), part of the misses
+  // read from disk first, slower than with every expert in RAM.
+  const run_result ram = run("bench gpu-model --gpu custom:bw=448,pcie=31.5,vram=8GiB --tokens 120 --warmup 20 "
+                             "--ram 24GiB --json",
+                             false);
+  ASSERT_EQ(ram.exit_code, 0) << ram.out;
+  const auto k = nlohmann::json::parse(ram.out);
+  EXPECT_FALSE(k["graphs"].get<bool>());
+  EXPECT_LT(k["host_slots_per_layer"].get<std::int64_t>(), 512);
+  EXPECT_GT(k["disk_fraction"].get<double>(), 0.0);
+  EXPECT_GT(k["disk_bytes_per_token"].get<double>(), 0.0);
+  EXPECT_LT(k["predicted_tokens_per_s"].get<double>(), j["predicted_tokens_per_s"].get<double>());
+  EXPECT_EQ(run("bench gpu-model --ram 0").exit_code, 2);
+
   EXPECT_EQ(run("bench gpu-model --gpu custom:bw=448").exit_code, 2);
   EXPECT_EQ(run("bench gpu-model --gpu rtx9090").exit_code, 2);
   EXPECT_EQ(run("bench gpu-model --quant int4").exit_code, 2);
