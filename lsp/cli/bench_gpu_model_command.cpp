@@ -170,24 +170,17 @@ int run_bench_gpu_model(args_view args) {
     fmt::print(stderr, "qcoder: --quant: expected fp8 or bf16, got '{}'\n", quant);
     return exit_usage;
   }
-  std::uint64_t budget = 0;
-  if (!vram_text.empty()) {
-    const result<std::uint64_t> parsed = parse_size(vram_text);
-    if (!parsed || *parsed == 0) {
-      fmt::print(stderr, "qcoder: --vram: {}\n", parsed ? "must be positive" : parsed.err().message);
-      return exit_usage;
-    }
-    budget = *parsed;
-  }
-  std::uint64_t ram = 0;
-  if (!ram_text.empty()) {
-    const result<std::uint64_t> parsed = parse_size(ram_text);
-    if (!parsed || *parsed == 0) {
-      fmt::print(stderr, "qcoder: --ram: {}\n", parsed ? "must be positive" : parsed.err().message);
-      return exit_usage;
-    }
-    ram = *parsed;
-  }
+  // --vram and --ram: a positive size, or 0 when not given.
+  const auto size_flag = [](std::string_view flag, const std::string& text) -> std::optional<std::uint64_t> {
+    if (text.empty()) return std::uint64_t{0};
+    const result<std::uint64_t> parsed = parse_size(text);
+    if (parsed && *parsed > 0) return *parsed;
+    fmt::print(stderr, "qcoder: --{}: {}\n", flag, parsed ? "must be positive" : parsed.err().message);
+    return std::nullopt;
+  };
+  const std::optional<std::uint64_t> budget_flag = size_flag("vram", vram_text), ram_flag = size_flag("ram", ram_text);
+  if (!budget_flag || !ram_flag) return exit_usage;
+  const std::uint64_t budget = *budget_flag, ram = *ram_flag;
   std::vector<engine::card> cards;
   const bool all = gpu == "all";
   if (all) {

@@ -11,6 +11,7 @@
 #include "engine/experts/routing_trace.h"
 #include "engine/make_model.h"
 #include "engine/model/qwen3_next.h"
+#include "tests/support/shard_truncation.h"
 
 namespace qcoder::engine {
 namespace {
@@ -131,44 +132,9 @@ TEST_P(ExpertStoreTest, UnevenLayerBudgetsGiveBitwiseIdenticalLogits) {
 INSTANTIATE_TEST_SUITE_P(TinyCheckpoints, ExpertStoreTest, ::testing::Values("bf16", "fp8"));
 
 TEST(ExpertStore, TruncatedShardFailsTheRequestAndRecoversWhenTheFileIsBack) {
-  const fs::path dir = fs::temp_directory_path() / "qcoder-expert-store-truncation";
-  fs::remove_all(dir);
-  make_model_options make;
-  make.out_dir = dir;
-  make.fp8 = true;
-  make.layers = 4;
-  make.seed = 5;
-  ASSERT_TRUE(make_model(make));
-  const fs::path shard = dir / "model.safetensors";
-  const fs::path backup = dir / "backup.bin";
-  fs::copy_file(shard, backup);
-
-  auto model = load(dir, 1);  // one slot per layer: every token reads experts
-  ASSERT_TRUE(model);
-  EXPECT_GT(model->owned_resident_bytes(), 0u);
-  const std::vector<std::int32_t> ids = {11, 250, 1999, 7, 42, 1024};
-  const std::int64_t vocab = model->config().vocab_size;
-  std::vector<float> before(ids.size() * static_cast<std::size_t>(vocab));
-  sequence_state state = model->new_state(64);
-  ASSERT_TRUE(model->forward(ids, state, before.data(), logits_mode::all));
-
-  // The file shrinks to its header while the process runs: the next request fails, naming the file.
-  fs::resize_file(shard, 4096);
-  state.reset();
-  std::vector<float> during(before.size());
-  result<void> r = model->forward(ids, state, during.data(), logits_mode::all);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.err().code, errc::io_error);
-  EXPECT_NE(r.err().message.find("model.safetensors"), std::string::npos) << r.err().message;
-  EXPECT_EQ(state.length(), 0);
-
-  // The file comes back: the same request succeeds, bit for bit as before.
-  fs::copy_file(backup, shard, fs::copy_options::overwrite_existing);
-  std::vector<float> after(before.size());
-  ASSERT_TRUE(model->forward(ids, state, after.data(), logits_mode::all));
-  EXPECT_TRUE(after == before);
-  model.reset();
-  fs::remove_all(dir);
+  check_shard_truncation(
+      "qcoder-expert-store-truncation", 5, [](const fs::path& dir) { return load(dir, 1); },  // one slot per layer
+      [](qwen3_next& model) { EXPECT_GT(model.owned_resident_bytes(), 0u); });
 }
 
 TEST(ExpertStore, RoutingTraceAndStatisticsAreWrittenAtExit) {

@@ -14,10 +14,10 @@
 #include <filesystem>
 #include <map>
 
-#include "engine/make_model.h"
 #include "engine/model/device_forward.h"
 #include "engine/sampler.h"
 #include "kernels/cuda/emu/streams.h"
+#include "tests/support/shard_truncation.h"
 
 namespace qcoder::engine {
 namespace {
@@ -260,40 +260,9 @@ TEST_P(DeviceExpertTier, MissesOnTheCpuTierGiveTheResidentLogitsWithinTolerance)
 // forward pass fails with an error that names the file (no crash, no hang, the state not advanced), and
 // succeeds bit for bit as before once the file is back.
 TEST(DeviceExpertTierErrors, ATruncatedShardFailsTheStepAndRecovers) {
-  const fs::path dir = fs::temp_directory_path() / "qcoder-device-tier-truncation";
-  fs::remove_all(dir);
-  make_model_options make;
-  make.out_dir = dir;
-  make.fp8 = true;
-  make.layers = 4;
-  make.seed = 7;
-  ASSERT_TRUE(make_model(make));
-  const fs::path shard = dir / "model.safetensors";
-  const fs::path backup = dir / "backup.bin";
-  fs::copy_file(shard, backup);
-  auto model = load(dir, device_expert_options{.vram_budget = 1}, /*graphs=*/true, /*ram_budget=*/1);
-  ASSERT_TRUE(model);
-  const std::vector<std::int32_t> ids = {11, 250, 1999, 7, 42, 1024};
-  const std::int64_t vocab = model->config().vocab_size;
-  std::vector<float> before(ids.size() * static_cast<std::size_t>(vocab));
-  sequence_state state = model->new_state(64);
-  ASSERT_TRUE(model->forward(ids, state, before.data(), logits_mode::all));
-
-  fs::resize_file(shard, 4096);
-  state.reset();
-  std::vector<float> during(before.size());
-  result<void> r = model->forward(ids, state, during.data(), logits_mode::all);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.err().code, errc::io_error);
-  EXPECT_NE(r.err().message.find("model.safetensors"), std::string::npos) << r.err().message;
-  EXPECT_EQ(state.length(), 0);
-
-  fs::copy_file(backup, shard, fs::copy_options::overwrite_existing);
-  std::vector<float> after(before.size());
-  ASSERT_TRUE(model->forward(ids, state, after.data(), logits_mode::all));
-  EXPECT_TRUE(after == before);
-  model.reset();
-  fs::remove_all(dir);
+  check_shard_truncation("qcoder-device-tier-truncation", 7, [](const fs::path& dir) {
+    return load(dir, device_expert_options{.vram_budget = 1}, /*graphs=*/true, /*ram_budget=*/1);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Checkpoints, DeviceExpertTier, testing::Values("bf16", "fp8"));
