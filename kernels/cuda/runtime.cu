@@ -2,6 +2,8 @@
 // QCODER_CUDA_CHECK; under the host compiler the emulator (emu/streams.h), where device memory is host memory
 // filled with 0xff bytes when allocated (cudaMalloc does not zero, and NaN-filled floats make code that
 // relies on zeros fail its test).
+#include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -132,12 +134,20 @@ void destroy_graph(CUgraphExec_st* graph) { (void)cudaGraphExecDestroy(graph); }
 
 result<int> compute_capability() {
   int device = 0;
+  QCODER_CUDA_CHECK(cudaGetDevice(&device));
+  // Asked before every GEMM: each device's answer is kept (it never changes while the process runs).
+  static std::array<std::atomic<int>, 64> known{};
+  const bool cached = device >= 0 && device < static_cast<int>(known.size());
+  if (cached) {
+    if (const int c = known[static_cast<std::size_t>(device)].load(std::memory_order_relaxed); c != 0) return c;
+  }
   int major = 0;
   int minor = 0;
-  QCODER_CUDA_CHECK(cudaGetDevice(&device));
   QCODER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   QCODER_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return 10 * major + minor;
+  const int capability = 10 * major + minor;
+  if (cached) known[static_cast<std::size_t>(device)].store(capability, std::memory_order_relaxed);
+  return capability;
 }
 
 #else
