@@ -20,8 +20,9 @@
 // VRAM holds and more) pays a disk read before its copy, so each miss takes copy + that fraction × disk read
 // on the timed replay's link, and the token cannot be shorter than the disk's time for its reads. With the
 // CPU tier, a miss in RAM takes min(copy, expert bytes / host_gbps) instead of its copy. Simplifications:
-// the CPU tier's runs are timed like copies (as many at once as copy engines), and the disk's reads and the
-// copies of one miss do not overlap.
+// the CPU tier's runs are timed like copies (as many at once as copy engines); the copy that a miss the CPU
+// computed still gets (the engine fills its claimed slot for later tokens) is not charged to the link, which
+// is optimistic by at most the CPU tier's gain; and the disk's reads and the copies of one miss do not overlap.
 // With batch B > 1 the kernels are costed at batch B; the experts' copies are charged B times those of a
 // single stream (no sharing of misses between sequences: pessimistic).
 //
