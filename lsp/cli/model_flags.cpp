@@ -25,7 +25,8 @@ void model_flags::add_to(arg_parser& parser) {
   parser.option("batch", "N", "prompt tokens per forward chunk (prefill)", &batch);
   parser.option("expert-cache-ram", "SIZE",
                 "RAM for routed experts (e.g. 512MiB, 8GiB), read from the checkpoint on demand; 'auto' sizes it\n"
-                "                     from free memory; 'none' uses them straight from the mapped files",
+                "                     from free memory; 'none' uses them straight from the mapped files. On a GPU (with\n"
+                "                     --expert-cache-vram) it is the pinned host tier under the VRAM one",
                 &expert_cache_ram);
   parser.option("expert-layer-budget", "SPEC",
                 "per-layer share of --expert-cache-ram, e.g. 0-11=256MiB,40=1GiB (each layer of a range gets\n"
