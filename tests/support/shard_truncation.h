@@ -38,27 +38,31 @@ inline void check_shard_truncation(const std::string& name, int seed,
   std::unique_ptr<qwen3_next> model = load(dir);
   ASSERT_TRUE(model);
   if (loaded) loaded(*model);
-  const std::vector<std::int32_t> ids = {11, 250, 1999, 7, 42, 1024};
-  const std::int64_t vocab = model->config().vocab_size;
-  std::vector<float> before(ids.size() * static_cast<std::size_t>(vocab));
-  sequence_state state = model->new_state(64);
-  ASSERT_TRUE(model->forward(ids, state, before.data(), logits_mode::all));
+  // The state lives inside this block: on a device it is allocated from the model's memory resource, so it
+  // must be freed before the model.
+  {
+    const std::vector<std::int32_t> ids = {11, 250, 1999, 7, 42, 1024};
+    const std::int64_t vocab = model->config().vocab_size;
+    std::vector<float> before(ids.size() * static_cast<std::size_t>(vocab));
+    sequence_state state = model->new_state(64);
+    ASSERT_TRUE(model->forward(ids, state, before.data(), logits_mode::all));
 
-  // The file shrinks to its header while the process runs: the next request fails, naming the file.
-  fs::resize_file(shard, 4096);
-  state.reset();
-  std::vector<float> during(before.size());
-  result<void> r = model->forward(ids, state, during.data(), logits_mode::all);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.err().code, errc::io_error);
-  EXPECT_NE(r.err().message.find("model.safetensors"), std::string::npos) << r.err().message;
-  EXPECT_EQ(state.length(), 0);
+    // The file shrinks to its header while the process runs: the next request fails, naming the file.
+    fs::resize_file(shard, 4096);
+    state.reset();
+    std::vector<float> during(before.size());
+    result<void> r = model->forward(ids, state, during.data(), logits_mode::all);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.err().code, errc::io_error);
+    EXPECT_NE(r.err().message.find("model.safetensors"), std::string::npos) << r.err().message;
+    EXPECT_EQ(state.length(), 0);
 
-  // The file comes back: the same request succeeds, bit for bit as before.
-  fs::copy_file(backup, shard, fs::copy_options::overwrite_existing);
-  std::vector<float> after(before.size());
-  ASSERT_TRUE(model->forward(ids, state, after.data(), logits_mode::all));
-  EXPECT_TRUE(after == before);
+    // The file comes back: the same request succeeds, bit for bit as before.
+    fs::copy_file(backup, shard, fs::copy_options::overwrite_existing);
+    std::vector<float> after(before.size());
+    ASSERT_TRUE(model->forward(ids, state, after.data(), logits_mode::all));
+    EXPECT_TRUE(after == before);
+  }
   model.reset();
   fs::remove_all(dir);
 }
