@@ -283,14 +283,15 @@ TEST(QcoderBinary, AnUnknownBackendOrAServerUrlForALocalCommandIsAClearError) {
 // copies to the device never preferred (cpu misses off) the CPU tier computed nothing.
 TEST(QcoderBinary, BenchDecodeReportsTheVramTier) {
   const std::string base = "bench decode --model " + std::string(QCODER_TEST_DATA_DIR) +
-                           "/tiny-qwen3next/bf16 --backend cuda-emu --tokens 3 --prompt-tokens 4 --repeat 1 --warmup 0 "
+                           "/tiny-qwen3next/bf16 --backend cuda-emu --tokens 2 --prompt-tokens 3 --repeat 1 --warmup 0 "
                            "--bandwidth-buffer 16MiB --log-level warn --expert-cache-vram 1 --expert-cache-ram 1 --json";
   for (const char* cpu : {"never", "always"}) {
     const run_result r = run(base + " --expert-cpu-misses " + cpu, false);
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["vram_expert_slots"].get<int>(), 8) << cpu;  // one per layer
-    // 3 tokens × 8 layers × 4 experts, one VRAM slot per layer: most are misses (copied, in place or on the CPU).
+    // 2 tokens × 8 layers × 4 experts, one VRAM slot per layer: at least 3 of a layer's 4 are misses (copied,
+    // read in place or computed on the CPU), 48 in all.
     EXPECT_GT(j["vram_misses"].get<std::uint64_t>() + j["vram_direct"].get<std::uint64_t>(), 40u) << cpu;
     EXPECT_GT(j["expert_misses"].get<std::uint64_t>(), 0u) << cpu;  // read from disk into the RAM tier
     if (std::string(cpu) == "never") {
