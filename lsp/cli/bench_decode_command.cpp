@@ -234,7 +234,7 @@ int run_bench_decode(args_view args) {
     const std::uint64_t uses = vram.hits + vram.misses + vram.direct;
     fmt::print("VRAM experts     {:>10}        slots of {:.2f} MB\n", vram_slots->total_slots(),
                static_cast<double>(pass->expert_slot_bytes()) / 1e6);
-    fmt::print("VRAM hits        {:>10.1f} %        ({} hits, {} of them prefetched; {} copied in, {} read in place)\n",
+    fmt::print("VRAM hits        {:>10.1f} %        ({} hits, {} of them prefetched; misses: {} given a slot, {} with none free)\n",
                uses > 0 ? 100.0 * static_cast<double>(vram.hits) / static_cast<double>(uses) : 0.0, vram.hits,
                vram.prefetch_hits, vram.misses, vram.direct);
     fmt::print("CPU tier         {:>10}        misses computed on the CPU ({} copies issued)\n", vram.cpu, vram.copies);
