@@ -37,8 +37,7 @@ bool host_expert_tier::prefer_cpu(std::int64_t rows) const {
 void host_expert_tier::measure_cpu(const mlp_weights& view) {
   if (cpu_ == nullptr) return;
   const std::int32_t row = 0;
-  const float zero = 0.0f;
-  std::vector<float> x(static_cast<std::size_t>(hidden_), zero), out(static_cast<std::size_t>(hidden_));
+  std::vector<float> x(static_cast<std::size_t>(hidden_), 0.0f), out(static_cast<std::size_t>(hidden_));
   for (int run = 0; run < 2; ++run) {  // the first run may page the weights in
     cpu_row_seconds_ = 0.0;
     add_job(0, 0, &view, std::span(&row, 1), /*release=*/false);
